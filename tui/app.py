@@ -1,0 +1,100 @@
+"""The Proctor app: one tab per pane (Chat, Grade, Evaluate, Runs), app-wide keys, lazy warm-up of core.
+
+The first frame must not wait for openai or mlflow (2-3 s to import each): nothing here imports them, and
+`on_mount` warms openai up in a thread worker once the screen is drawn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Header, TabbedContent, TabPane
+
+from tui.panes.chat import ChatPane
+from tui.panes.evaluate import EvaluatePane
+from tui.panes.grade import GradePane
+from tui.panes.runs import RunsPane
+
+HERE = Path(__file__).parent
+
+
+def _stylesheets() -> list[Path]:
+    # One stylesheet per component: the app's own first, then each pane's or widget's that has one.
+    own = HERE / "proctor.tcss"
+    return [own] + sorted(p for p in HERE.rglob("*.tcss") if p != own)
+
+
+class ProctorApp(App[None]):
+    """Proctor's Textual app. `pane` picks the pane shown first; the other arguments feed the panes."""
+
+    TITLE = "Proctor"
+    SUB_TITLE = "evaluate LLMs from the terminal"
+    CSS_PATH = _stylesheets()
+    BINDINGS = [
+        Binding("f2", "show_pane('chat')", "Chat", id="app.pane.chat"),
+        Binding("f3", "show_pane('grade')", "Grade", id="app.pane.grade"),
+        Binding("f4", "show_pane('evaluate')", "Evaluate", id="app.pane.evaluate"),
+        Binding("f5", "show_pane('runs')", "Runs", id="app.pane.runs"),
+        Binding("f1", "toggle_keys", "Keys", id="app.keys"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
+
+    def __init__(self, model: str | None = None, pane: str = "chat", grade_path: str | None = None,
+                 warm_up: bool = True) -> None:
+        super().__init__()
+        self.model = model
+        self.initial_pane = pane
+        self.grade_path = grade_path
+        self._warm_up = warm_up
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial=self.initial_pane, id="panes"):
+            with TabPane("Chat [dim]F2[/]", id="chat"):
+                yield ChatPane(model=self.model)
+            with TabPane("Grade [dim]F3[/]", id="grade"):
+                yield GradePane(path=self.grade_path)
+            with TabPane("Evaluate [dim]F4[/]", id="evaluate"):
+                yield EvaluatePane()
+            with TabPane("Runs [dim]F5[/]", id="runs"):
+                yield RunsPane()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self._warm_up:
+            self.warm_up()
+
+    @work(thread=True, exclusive=True, group="warm-up")
+    def warm_up(self) -> None:
+        """Import the openai SDK off the UI thread, after the first frame, so the first question is quick."""
+        from core.llm import warm_up
+
+        warm_up()
+
+    def action_show_pane(self, pane: str) -> None:
+        # Drop focus first: a focused widget left in the old pane would pull its tab back to the front.
+        self.screen.set_focus(None)
+        self.query_one("#panes", TabbedContent).active = pane
+        self.focus_pane(pane)
+
+    def focus_pane(self, pane: str) -> None:
+        """Give the keyboard to the pane's main widget, so its keys work at once."""
+        tab = self.query_one(f"#{pane}", TabPane)
+        for child in tab.children:
+            focus = getattr(child, "focus_default", None)
+            if callable(focus):
+                focus()
+                return
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id:
+            self.focus_pane(event.pane.id)
+
+    def action_toggle_keys(self) -> None:
+        if self.screen.query("KeyPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()

@@ -1,0 +1,76 @@
+"""The `proctor` command: no arguments opens the app; subcommands (tui/commands/) call core.
+
+Every `ProctorError` becomes `proctor: error: MESSAGE` and its exit status (2 for usage, input and
+configuration errors); Ctrl-C exits 130 after the command has saved what it had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import tui.commands
+from core import __version__
+from core.errors import ProctorError
+
+
+def _command_modules() -> list:
+    modules = [
+        importlib.import_module(f"tui.commands.{info.name}")
+        for info in pkgutil.iter_modules(tui.commands.__path__)
+        if not info.name.startswith("_")
+    ]
+    return sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.NAME))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="proctor",
+        description="Evaluate LLMs from the terminal. Without a command, opens the app on its Chat pane.",
+        epilog="Settings come from the environment and .env in the current folder: see .env.example.",
+    )
+    parser.add_argument("--version", action="version", version=f"proctor {__version__}")
+    parser.add_argument("--model", dest="app_model", metavar="MODEL", help="model URI for the app's chat (azure:/DEPLOYMENT, openai:/MODEL, local:/smollm2)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _command_modules():
+        module.register(subparsers)
+    return parser
+
+
+def fail(message: str, code: int = 2) -> int:
+    """Print a one-line error to stderr; return the exit status."""
+    print(f"proctor: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            from core.config import load_settings, resolve_model
+
+            # Check the settings before the screen is taken, so that a bad .env reads as a one-line error.
+            resolve_model(args.app_model, load_settings())
+            from tui.app import ProctorApp
+
+            ProctorApp(model=args.app_model).run()
+            return 0
+        return int(args.func(args) or 0)
+    except ProctorError as error:
+        return fail(str(error), error.exit_code)
+    except KeyboardInterrupt:
+        return fail("interrupted (what was finished is saved)", 130)
+    except BrokenPipeError:
+        return 0
+
+
+def entry() -> None:  # pragma: no cover - the console script
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

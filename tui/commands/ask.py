@@ -1,0 +1,42 @@
+"""`proctor ask QUESTION`: stream one answer to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "ask"
+ORDER = 10
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(NAME, help="ask the model one question; the answer streams to stdout",
+                                   description="Ask the model one question; the answer streams to stdout.")
+    parser.add_argument("question", help="the question ('-' reads it from stdin)")
+    parser.add_argument("--model", "-m", help="model URI: azure:/DEPLOYMENT, openai:/MODEL or local:/smollm2")
+    parser.add_argument("--system", "-s", help="system prompt (default: PROCTOR_SYSTEM_PROMPT, else none)")
+    parser.add_argument("--temperature", "-t", type=float,
+                        help="sampling temperature (default: PROCTOR_TEMPERATURE, else 0)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.config import load_settings
+    from core.errors import InputError
+    from core.llm import stream_chat
+
+    question = sys.stdin.read() if args.question == "-" else args.question
+    if not question.strip():
+        raise InputError("the question is empty")
+    settings = load_settings()
+    stream = stream_chat(question, args.model, settings=settings, system_prompt=args.system,
+                         temperature=args.temperature)
+    if stream.spec.provider == "local":
+        from core.local_model import DEMO_WARNING
+
+        print(DEMO_WARNING, file=sys.stderr)
+    for piece in stream:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,212 @@
+"""The Chat pane: a multi-turn conversation with the model, answers streamed as they come.
+
+Keys: Enter sends, Escape cancels the answer in flight, Ctrl+Y copies the last answer, Ctrl+L clears the
+conversation, Ctrl+O switches the model. The answer streams in a thread worker (core.llm.ChatStream is blocking
+I/O); the worker posts past-tense messages back to the pane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Markdown, Static
+
+from tui.widgets.model_picker import ModelPickerScreen
+
+
+class ChatMessage(Markdown):
+    """One turn of the conversation, styled by role."""
+
+    def __init__(self, role: str, text: str = "") -> None:
+        super().__init__(text, classes=f"chat-message {role}")
+        self.role = role
+        self.text = text
+
+
+class ChatPane(Vertical):
+    """Talk to the model under test."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel answer", id="chat.cancel"),
+        Binding("ctrl+y", "copy", "Copy answer", id="chat.copy"),
+        Binding("ctrl+l", "clear", "Clear", id="chat.clear"),
+        Binding("ctrl+o", "switch_model", "Model", id="chat.model"),
+    ]
+
+    @dataclass
+    class AnswerStarted(Message):
+        pass
+
+    @dataclass
+    class AnswerChunkReceived(Message):
+        text: str
+
+    @dataclass
+    class AnswerFinished(Message):
+        text: str
+        latency_s: float | None
+        completion_tokens: int | None
+        cancelled: bool
+
+    @dataclass
+    class AnswerFailed(Message):
+        error: str
+
+    def __init__(self, model: str | None = None) -> None:
+        super().__init__(id="chat-pane")
+        self.model_uri = model
+        self.conversation: list[dict[str, str]] = []
+        self._stream = None
+        self._reply: ChatMessage | None = None
+        self._md_stream = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="chat-model-bar"):
+            yield Static("", id="chat-model")
+            yield Static("", id="chat-status", classes="muted")
+        with VerticalScroll(id="chat-log"):
+            yield Static(
+                "Ask the model anything. Enter sends · Esc cancels · Ctrl+O changes the model.",
+                id="chat-empty", classes="muted",
+            )
+        yield Input(placeholder="Ask the model…  (Enter to send)", id="chat-input")
+
+    def on_mount(self) -> None:
+        self._show_model()
+
+    def focus_default(self) -> None:
+        self.query_one("#chat-input", Input).focus()
+
+    # -- model
+    def _show_model(self) -> None:
+        from core.config import resolve_model
+        from core.errors import ProctorError
+
+        label = self.query_one("#chat-model", Static)
+        try:
+            spec = resolve_model(self.model_uri)
+        except ProctorError as error:
+            label.update(f"[b]Model[/] [red]{error}[/]")
+            return
+        self.model_uri = spec.uri
+        text = f"[b]Model[/] {spec.uri}"
+        if spec.provider == "local":
+            text += "  [yellow](tiny demo model: answers mean little)[/]"
+        label.update(text)
+
+    def action_switch_model(self) -> None:
+        def chosen(uri: str | None) -> None:
+            if uri:
+                self.model_uri = uri
+                self._show_model()
+                self.notify(f"Chatting with {uri}")
+            self.focus_default()
+
+        self.app.push_screen(ModelPickerScreen(current=self.model_uri), chosen)
+
+    # -- conversation
+    @on(Input.Submitted, "#chat-input")
+    async def send(self, event: Input.Submitted) -> None:
+        question = event.value.strip()
+        if not question:
+            return
+        if self._stream is not None:
+            self.notify("Wait for the answer, or press Esc to cancel it.", severity="warning")
+            return
+        event.input.value = ""
+        for empty in self.query("#chat-empty"):
+            await empty.remove()
+        log = self.query_one("#chat-log", VerticalScroll)
+        self.conversation.append({"role": "user", "content": question})
+        await log.mount(ChatMessage("user", question))
+        self._reply = ChatMessage("assistant")
+        await log.mount(self._reply)
+        self._md_stream = Markdown.get_stream(self._reply)
+        log.anchor()
+        self._set_status("answering…  (Esc cancels)")
+        self.stream_answer(list(self.conversation), self.model_uri)
+
+    @work(thread=True, exclusive=True, group="chat")
+    def stream_answer(self, messages: list[dict[str, str]], model: str | None) -> None:
+        from core.errors import ProctorError
+        from core.llm import stream_chat
+
+        try:
+            stream = stream_chat(messages, model)
+            self._stream = stream
+            self.post_message(self.AnswerStarted())
+            for piece in stream:
+                self.post_message(self.AnswerChunkReceived(piece))
+            self.post_message(self.AnswerFinished(stream.text, stream.latency_s, stream.completion_tokens,
+                                                  stream.cancelled))
+        except ProctorError as error:
+            self.post_message(self.AnswerFailed(str(error)))
+        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
+            self.post_message(self.AnswerFailed(f"{type(error).__name__}: {error}"))
+
+    async def on_chat_pane_answer_chunk_received(self, message: AnswerChunkReceived) -> None:
+        if self._reply is not None and self._md_stream is not None:
+            self._reply.text += message.text
+            await self._md_stream.write(message.text)
+
+    async def _end_answer(self) -> None:
+        if self._md_stream is not None:
+            await self._md_stream.stop()
+        self._md_stream = None
+        self._stream = None
+
+    async def on_chat_pane_answer_finished(self, message: AnswerFinished) -> None:
+        await self._end_answer()
+        if message.text:
+            self.conversation.append({"role": "assistant", "content": message.text})
+        details = []
+        if message.latency_s is not None:
+            details.append(f"{message.latency_s:.1f} s")
+        if message.completion_tokens:
+            details.append(f"{message.completion_tokens} tokens")
+        if message.cancelled:
+            details.insert(0, "cancelled")
+            if self._reply is not None:
+                self._reply.add_class("cancelled")
+        self._set_status(" · ".join(details))
+
+    async def on_chat_pane_answer_failed(self, message: AnswerFailed) -> None:
+        await self._end_answer()
+        if self._reply is not None:
+            self._reply.add_class("failed")
+            await self._reply.update(f"**Error:** {message.error}")
+        # The question stays in the log but not in the conversation sent next time.
+        if self.conversation and self.conversation[-1]["role"] == "user":
+            self.conversation.pop()
+        self._set_status("failed")
+        self.notify(message.error, severity="error", timeout=8)
+
+    def _set_status(self, text: str) -> None:
+        self.query_one("#chat-status", Static).update(text)
+
+    # -- keys
+    def action_cancel(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+            self._set_status("cancelling…")
+
+    def action_copy(self) -> None:
+        answers = [m for m in self.query(ChatMessage) if m.role == "assistant" and m.text]
+        if not answers:
+            self.notify("No answer to copy yet.", severity="warning")
+            return
+        self.app.copy_to_clipboard(answers[-1].text)
+        self.notify("Last answer copied to the clipboard.")
+
+    async def action_clear(self) -> None:
+        self.action_cancel()
+        self.conversation.clear()
+        log = self.query_one("#chat-log", VerticalScroll)
+        await log.remove_children()
+        await log.mount(Static("Conversation cleared.", id="chat-empty", classes="muted"))
+        self._set_status("")

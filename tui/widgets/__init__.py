@@ -1,0 +1,1 @@
+"""Widgets and modals that more than one pane uses."""
