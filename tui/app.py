@@ -38,6 +38,7 @@ class ProctorApp(App[None]):
         Binding("f3", "show_pane('grade')", "Grade", id="app.pane.grade"),
         Binding("f4", "show_pane('evaluate')", "Evaluate", id="app.pane.evaluate"),
         Binding("f5", "show_pane('runs')", "Runs", id="app.pane.runs"),
+        Binding("ctrl+b", "answer_benchmark", "Answer CSV", id="app.answer"),
         Binding("f1", "toggle_keys", "Keys", id="app.keys"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
@@ -92,6 +93,24 @@ class ProctorApp(App[None]):
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:
             self.focus_pane(event.pane.id)
+
+    # -- hooks the panes use to hand work to each other
+
+    def action_answer_benchmark(self) -> None:
+        """Open the "answer a benchmark" screen (pick a CSV and a model, watch progress, open in Grade)."""
+        from tui.widgets.answer_screen import AnswerScreen
+
+        self.push_screen(AnswerScreen())
+
+    def open_in_grade(self, path: str) -> None:
+        """Show the Grade pane on `path` (an answers CSV)."""
+        self.action_show_pane("grade")
+        self.query_one(GradePane).open_file(path)
+
+    def show_run(self, run_id: str) -> None:
+        """Show the Runs pane with `run_id` opened."""
+        self.action_show_pane("runs")
+        self.query_one(RunsPane).show_run(run_id)
 
     def action_toggle_keys(self) -> None:
         if self.screen.query("KeyPanel"):

@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings come from the environment and .env in the current folder: see .env.example.",
     )
     parser.add_argument("--version", action="version", version=f"proctor {__version__}")
-    parser.add_argument("--model", dest="app_model", metavar="MODEL", help="model URI for the app's chat (azure:/DEPLOYMENT, openai:/MODEL, local:/smollm2)")
+    parser.add_argument("--model", dest="app_model", metavar="MODEL",
+                        help="model URI for the app's chat (azure:/DEPLOYMENT, openai:/MODEL, local:/smollm2)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules():
         module.register(subparsers)
