@@ -1,0 +1,102 @@
+"""Where MLflow keeps runs, and how Proctor calls MLflow without it reaching the internet or the screen.
+
+- `tracking_uri()`: `MLFLOW_TRACKING_URI` when set, else MLflow's own default (`sqlite:///<cwd>/mlflow.db`, or
+  `./mlruns` when that folder already holds file-store experiments), so that `mlflow server` (or `mlflow ui`)
+  started in the same folder shows the same runs. Cheap: it does not import mlflow.
+- `configure_mlflow()`: call before importing or using mlflow. It loads `.env`, and turns off MLflow's network
+  features that stall offline (telemetry; the model catalog download, about 8 s per process) unless the user set
+  those variables themselves.
+- `captured_output(log)`: MLflow prints a banner to stdout and INFO logs to stderr; inside this context both go
+  to a log file instead of the terminal or the app's screen.
+- `MLFLOW_LOCK`: `mlflow.genai.evaluate` is not thread-safe; hold this lock around it (and around anything that
+  switches the active experiment or run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+OFFLINE_DEFAULTS: dict[str, str] = {
+    # Telemetry would try to reach the network from a background thread.
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    # An empty catalog URI stops the judge from downloading the model catalog (about 8 s lost offline).
+    "MLFLOW_MODEL_CATALOG_URI": "",
+}
+
+LOG_DIR_NAME = ".proctor"
+LOG_FILE_NAME = "mlflow.log"
+
+MLFLOW_LOCK = threading.RLock()
+
+
+def tracking_uri() -> str:
+    """The tracking URI MLflow will use: `MLFLOW_TRACKING_URI`, else MLflow's default for the current folder."""
+    from core.config import load_dotenv_once
+
+    load_dotenv_once()
+    uri = (os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
+    if uri:
+        return uri
+    # Same rule as mlflow.tracking._tracking_service.utils._get_default_tracking_uri, without importing mlflow:
+    # an existing ./mlruns file store stays the default, else sqlite mlflow.db in the current folder.
+    mlruns = Path.cwd() / "mlruns"
+    if mlruns.is_dir():
+        for entry in mlruns.iterdir():
+            if entry.is_dir() and entry.name.isdigit() and (entry / "meta.yaml").exists():
+                return mlruns.resolve().as_uri()
+    return f"sqlite:///{(Path.cwd() / 'mlflow.db').resolve()}"
+
+
+def configure_mlflow() -> str:
+    """Set MLflow's offline-safe defaults (only for variables the user left unset); return the tracking URI.
+
+    Safe to call many times. Does not import mlflow.
+    """
+    from core.config import load_dotenv_once
+
+    load_dotenv_once()
+    for name, value in OFFLINE_DEFAULTS.items():
+        if name not in os.environ:
+            os.environ[name] = value
+    return tracking_uri()
+
+
+def log_path() -> Path:
+    """The file MLflow's captured output goes to: `.proctor/mlflow.log` in the current folder."""
+    return Path.cwd() / LOG_DIR_NAME / LOG_FILE_NAME
+
+
+def _mlflow_loggers() -> list[logging.Logger]:
+    return [logging.getLogger(name) for name in ("mlflow", "alembic", "databricks", "urllib3", "httpx")]
+
+
+@contextlib.contextmanager
+def captured_output(path: str | os.PathLike[str] | None = None) -> Iterator[TextIO]:
+    """Send stdout, stderr and MLflow's log records to `path` (default `log_path()`) for the duration.
+
+    MLflow's own log stream writes to whatever `sys.stderr` is at the time of the call, so redirecting stderr
+    catches it; handlers that hold a stream of their own are swapped for one that writes to the file. This
+    swaps process-wide streams: the app's screen is safe because Textual draws on `sys.__stderr__`.
+    """
+    target = Path(path) if path else log_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "a", encoding="utf-8", errors="replace") as handle:
+        swapped: list[tuple[logging.StreamHandler, TextIO]] = []
+        for logger in _mlflow_loggers():
+            for handler in logger.handlers:
+                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                    swapped.append((handler, handler.stream))
+                    handler.setStream(handle)
+        try:
+            with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+                yield handle
+        finally:
+            for handler, stream in swapped:
+                handler.setStream(stream)
+            handle.flush()
