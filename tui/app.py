@@ -44,11 +44,12 @@ class ProctorApp(App[None]):
     ]
 
     def __init__(self, model: str | None = None, pane: str = "chat", grade_path: str | None = None,
-                 warm_up: bool = True) -> None:
+                 warm_up: bool = True, grade_blind: bool = False) -> None:
         super().__init__()
         self.model = model
         self.initial_pane = pane
         self.grade_path = grade_path
+        self.grade_blind = grade_blind
         self._warm_up = warm_up
 
     def compose(self) -> ComposeResult:
@@ -57,7 +58,7 @@ class ProctorApp(App[None]):
             with TabPane("Chat [dim]F2[/]", id="chat"):
                 yield ChatPane(model=self.model)
             with TabPane("Grade [dim]F3[/]", id="grade"):
-                yield GradePane(path=self.grade_path)
+                yield GradePane(path=self.grade_path, blind=self.grade_blind)
             with TabPane("Evaluate [dim]F4[/]", id="evaluate"):
                 yield EvaluatePane()
             with TabPane("Runs [dim]F5[/]", id="runs"):
