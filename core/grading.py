@@ -1,0 +1,505 @@
+"""Grading answers by hand: verdicts saved into the answers CSV, sampling, and the statistics that go with them.
+
+A `GradingSession` holds one answers CSV in memory. Every change (`set_verdict`, `undo`) is written to disk
+atomically before the call returns, so a verdict the screen has moved past survives kill -9.
+
+Saved into the file:
+- `human_verdict`: `correct`, `incorrect`, or empty (not graded); `human_note`: free text. Both are added at the
+  right end when missing; every other column, and the row order, stay as they were.
+- `human_sample` (only when sampling): the row's place 1..n in a reproducible random sample, empty outside it.
+  A file holding a sample is graded in sample order when reopened (resuming it); asking for a different sample
+  (another size or seed) on such a file raises `SampleMismatchError` instead of silently reshuffling.
+
+Change detection: the file's size, mtime and SHA-256 are taken when it is read and after each of our writes.
+Before writing, if the file on disk is no longer the one we read (a spreadsheet saved it, say), nothing is written
+and `FileChangedError` is raised; `reload()` then reads the new file, and the caller may re-apply its verdict.
+
+Speed: a 3,000-row file is ~2 MB. Re-serialising the whole frame for each verdict (`csvio.write_csv_atomic`) takes
+~50 ms, so the session keeps each row's serialised CSV line and re-serialises only the row that changed. The lines
+are produced by the same csv dialect pandas' `to_csv` uses (minimal quoting, CRLF), from cells neutralised by
+`csvio.neutralise`, and written with BOM, fsync and rename, so the bytes are those `write_csv_atomic` would write
+(a test checks it).
+
+The statistics (`wilson_interval`, `cohens_kappa`, `agreement`) are plain functions other modules import.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import os
+import random
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.csvio import QUESTION_ALIASES, REFERENCE_ALIASES, find_column, neutralise, read_table
+from core.errors import InputError, ProctorError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+VERDICT_COLUMN = "human_verdict"
+NOTE_COLUMN = "human_note"
+SAMPLE_COLUMN = "human_sample"
+JUDGE_COLUMN = "judge_verdict"
+ANSWER_COLUMN = "llm_answer"
+BLIND_COLUMNS = ("model", "run_id")
+CORRECT = "correct"
+INCORRECT = "incorrect"
+VERDICTS = (CORRECT, INCORRECT)
+Z_95 = 1.959963984540054
+
+
+# -- statistics --------------------------------------------------------------------------------------------
+
+
+def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval for k successes out of n (95% for the default z). n == 0 gives (0.0, 1.0)."""
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    # Rounding noise aside, the lower bound is exactly 0 at k == 0 and the upper exactly 1 at k == n.
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return low, high
+
+
+def agreement(a: Sequence[str], b: Sequence[str]) -> float | None:
+    """The share of positions where the two raters gave the same label; None for empty input."""
+    if len(a) != len(b):
+        raise ValueError(f"the raters labelled {len(a)} and {len(b)} items")
+    if not a:
+        return None
+    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+
+
+def cohens_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
+    """Cohen's kappa between two raters' labels of the same items.
+
+    None when it is undefined: no items, or both raters gave every item the same single label (chance agreement 1).
+    """
+    observed = agreement(a, b)
+    if observed is None:
+        return None
+    n = len(a)
+    labels = set(a) | set(b)
+    expected = sum((list(a).count(label) / n) * (list(b).count(label) / n) for label in labels)
+    if expected >= 1.0:
+        return None
+    return (observed - expected) / (1 - expected)
+
+
+def normalise_verdict(value: object) -> str:
+    """`Correct ` -> `correct`: a cell as a verdict, or "" when it is not one (empty, or text we do not know)."""
+    text = str(value).strip().lower() if value is not None else ""
+    return text if text in VERDICTS else ""
+
+
+@dataclass
+class Estimate:
+    """A share of correct answers with its 95% interval; `rows` scales it to a number of rows when known."""
+
+    share: float | None
+    low: float
+    high: float
+    rows: int | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {"share": self.share, "ci95": [self.low, self.high]}
+        if self.rows is not None:
+            data["rows"] = self.rows
+            data["correct_rows"] = (None if self.share is None else round(self.share * self.rows, 1))
+            data["correct_rows_ci95"] = [round(self.low * self.rows, 1), round(self.high * self.rows, 1)]
+        return data
+
+
+@dataclass
+class GradingStats:
+    """What the pane and `proctor grade --stats` show. Row numbers are 1-based data rows."""
+
+    rows: int
+    scope: int  # rows being graded: the sample's size, or every row
+    graded: int
+    correct: int
+    incorrect: int
+    interval: Estimate
+    sample_size: int | None = None
+    whole_file: Estimate | None = None
+    judge_compared: int = 0
+    judge_agreement: float | None = None
+    judge_kappa: float | None = None
+    disagreements: list[int] = field(default_factory=list)
+    has_judge: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "rows": self.rows, "scope": self.scope, "graded": self.graded, "correct": self.correct,
+            "incorrect": self.incorrect, "share_correct": self.interval.share,
+            "ci95": [self.interval.low, self.interval.high], "sample_size": self.sample_size,
+            "whole_file": self.whole_file.as_dict() if self.whole_file else None,
+            "judge": None,
+        }
+        if self.has_judge:
+            data["judge"] = {"compared": self.judge_compared, "agreement": self.judge_agreement,
+                             "kappa": self.judge_kappa, "disagreements": [r + 1 for r in self.disagreements]}
+        return data
+
+
+def population_estimate(k: int, n: int, population: int, z: float = Z_95) -> Estimate:
+    """The share correct in a population of `population` rows, from k correct among n drawn at random.
+
+    Wilson's interval with a finite population correction: the sampling variance shrinks by (N - n) / (N - 1),
+    which is the same as using z * sqrt((N - n) / (N - 1)); grading every row gives the exact share.
+    """
+    if n == 0:
+        return Estimate(None, 0.0, 1.0, population)
+    fpc = (population - n) / (population - 1) if population > 1 else 0.0
+    low, high = wilson_interval(k, n, z * math.sqrt(max(fpc, 0.0)))
+    return Estimate(k / n, low, high, population)
+
+
+# -- errors ------------------------------------------------------------------------------------------------
+
+
+class FileChangedError(ProctorError):
+    """The file on disk is no longer the one we read: nothing was written. `reload()` and try again."""
+
+    exit_code = 2
+
+
+class SampleMismatchError(InputError):
+    """The file already holds a different sample from the one asked for."""
+
+
+# -- the session -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Stamp:
+    size: int
+    mtime_ns: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """One saved change, kept for undo: the row and the cells it had before."""
+
+    row: int
+    verdict: str
+    note: str
+
+
+def _line(cells: Sequence[object], header: bool = False) -> str:
+    # The dialect pandas' to_csv uses (it writes with the csv module): minimal quoting, CRLF. Like
+    # write_csv_atomic, only data cells are neutralised, not the header.
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(list(cells) if header else [neutralise(c) for c in cells])
+    return buffer.getvalue()
+
+
+class GradingSession:
+    """One answers CSV being graded. Rows are 0-based positions in the file."""
+
+    def __init__(self, path: str | os.PathLike[str], sample: int | None = None, seed: int | None = None) -> None:
+        self.path = Path(path)
+        self.undo_stack: list[Change] = []
+        self._load()
+        if sample is not None:
+            self.select_sample(sample, 0 if seed is None else seed)
+        elif seed is not None:
+            raise InputError("--seed goes with --sample N")
+
+    # -- reading
+
+    def _load(self) -> None:
+        frame = read_table(self.path)
+        stamp_bytes = self.path.read_bytes()
+        columns = list(frame.columns)
+        if ANSWER_COLUMN not in columns:
+            raise InputError(f"{self.path} has no {ANSWER_COLUMN} column: grade a file written by `proctor answer`")
+        question = find_column(columns, QUESTION_ALIASES)
+        if question is None:
+            raise InputError(f"{self.path} has no question column (one of: {', '.join(QUESTION_ALIASES)})")
+        self.question_column = question
+        self.reference_column = find_column(columns, REFERENCE_ALIASES)
+        added = False
+        for name in (VERDICT_COLUMN, NOTE_COLUMN):
+            if name not in frame.columns:
+                frame[name] = ""
+                added = True
+        self.frame: pd.DataFrame = frame
+        self._lines: list[str] = []
+        self._rebuild_lines()
+        self._verdict_at = frame.columns.get_loc(VERDICT_COLUMN)
+        self._note_at = frame.columns.get_loc(NOTE_COLUMN)
+        self._stamp = self._stamp_of(stamp_bytes)
+        self._read_sample()
+        self.added_columns = added
+
+    def _stamp_of(self, data: bytes) -> _Stamp:
+        status = self.path.stat()
+        return _Stamp(status.st_size, status.st_mtime_ns, hashlib.sha256(data).hexdigest())
+
+    def _read_sample(self) -> None:
+        self.sample_order: list[int] | None = None
+        if SAMPLE_COLUMN not in self.frame.columns:
+            return
+        places: list[tuple[int, int]] = []
+        for row, cell in enumerate(self.frame[SAMPLE_COLUMN]):
+            text = str(cell).strip()
+            if not text:
+                continue
+            try:
+                places.append((int(float(text)), row))  # a spreadsheet may have saved 3 as 3.0
+            except ValueError:
+                raise InputError(f"{self.path}: row {row + 1} has {SAMPLE_COLUMN}={text!r}, not a number") from None
+        if places:
+            self.sample_order = [row for _, row in sorted(places)]
+
+    def reload(self) -> None:
+        """Read the file again (after it changed on disk). The undo history is dropped: its rows may have moved."""
+        self.undo_stack.clear()
+        self._load()
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    def changed_on_disk(self) -> bool:
+        """True when the file on disk is not the one we last read or wrote."""
+        try:
+            status = self.path.stat()
+        except OSError:
+            return True
+        if status.st_size == self._stamp.size and status.st_mtime_ns == self._stamp.mtime_ns:
+            return False
+        # Same bytes rewritten (a spreadsheet saving without changes, `touch`): not a change worth stopping for.
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest() != self._stamp.digest
+        except OSError:
+            return True
+
+    # -- cells
+
+    def cell(self, row: int, column: str | None) -> str:
+        if column is None or column not in self.frame.columns:
+            return ""
+        return str(self.frame.iat[row, self.frame.columns.get_loc(column)])
+
+    def question(self, row: int) -> str:
+        return self.cell(row, self.question_column)
+
+    def reference(self, row: int) -> str:
+        return self.cell(row, self.reference_column)
+
+    def answer(self, row: int) -> str:
+        return self.cell(row, ANSWER_COLUMN)
+
+    def verdict(self, row: int) -> str:
+        return normalise_verdict(self.frame.iat[row, self._verdict_at])
+
+    def note(self, row: int) -> str:
+        return str(self.frame.iat[row, self._note_at])
+
+    def judge(self, row: int) -> str:
+        return normalise_verdict(self.cell(row, JUDGE_COLUMN))
+
+    @property
+    def has_judge(self) -> bool:
+        return JUDGE_COLUMN in self.frame.columns
+
+    # -- writing
+
+    def _set_cells(self, row: int, verdict: str, note: str) -> None:
+        self.frame.iat[row, self._verdict_at] = verdict
+        self.frame.iat[row, self._note_at] = note
+        self._lines[row + 1] = _line(self.frame.iloc[row].tolist())
+
+    def _write(self) -> None:
+        if self.changed_on_disk():
+            raise FileChangedError(f"{self.path.name} changed on disk since it was opened: nothing was written")
+        data = "".join(self._lines).encode("utf-8-sig")
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        self._stamp = self._stamp_of(data)
+
+    def _apply(self, row: int, verdict: str, note: str) -> None:
+        """Change the row and write the file; on any failure the row is put back as it was."""
+        before = (str(self.frame.iat[row, self._verdict_at]), self.note(row))
+        self._set_cells(row, verdict, note)
+        try:
+            self._write()
+        except BaseException:
+            self._set_cells(row, *before)
+            raise
+
+    def set_verdict(self, row: int, verdict: str | None, note: str | None = None) -> None:
+        """Save `verdict` (`correct`, `incorrect`, or None/"" to clear) and optionally `note` for `row`.
+
+        The file is written atomically before this returns. Raises `FileChangedError` (nothing written) when the
+        file changed on disk since it was read.
+        """
+        if not 0 <= row < self.rows:
+            raise IndexError(f"row {row} is outside 0..{self.rows - 1}")
+        verdict = verdict or ""
+        if verdict and verdict not in VERDICTS:
+            raise ValueError(f"a verdict is {CORRECT!r}, {INCORRECT!r} or empty, not {verdict!r}")
+        old = Change(row, str(self.frame.iat[row, self._verdict_at]), self.note(row))
+        self._apply(row, verdict, old.note if note is None else note)
+        self.undo_stack.append(old)
+
+    def set_note(self, row: int, note: str) -> None:
+        """Save a note for `row`, keeping its verdict cell as it is (written before returning, undoable)."""
+        if not 0 <= row < self.rows:
+            raise IndexError(f"row {row} is outside 0..{self.rows - 1}")
+        old = Change(row, str(self.frame.iat[row, self._verdict_at]), self.note(row))
+        self._apply(row, old.verdict, note)
+        self.undo_stack.append(old)
+
+    def undo(self) -> int | None:
+        """Put back the last change (written before returning); the row it was on, or None with nothing to undo."""
+        if not self.undo_stack:
+            return None
+        change = self.undo_stack[-1]
+        self._apply(change.row, change.verdict, change.note)
+        self.undo_stack.pop()
+        return change.row
+
+    # -- sampling and order
+
+    def draw_sample(self, size: int, seed: int) -> list[int]:
+        """The rows of a random sample of `size`, in grading order; the same for the same file length and seed."""
+        if size < 1:
+            raise InputError(f"--sample needs a positive number of rows, not {size}")
+        if size > self.rows:
+            raise InputError(f"--sample {size} is more than the {self.rows} rows of {self.path.name}")
+        return random.Random(seed).sample(range(self.rows), size)
+
+    def select_sample(self, size: int, seed: int) -> None:
+        """Grade a reproducible random sample: draw it and save it in `human_sample`, or resume the one saved.
+
+        A file that already holds a different sample raises `SampleMismatchError`: reshuffling would throw away
+        what makes the graded rows a random sample.
+        """
+        order = self.draw_sample(size, seed)
+        if self.sample_order is not None:
+            if self.sample_order == order:
+                return
+            raise SampleMismatchError(
+                f"{self.path.name} already holds a sample of {len(self.sample_order)} rows, not the one drawn by "
+                f"--sample {size} --seed {seed}: run `proctor grade {self.path.name}` to resume it, or empty its "
+                f"{SAMPLE_COLUMN} column to draw a new one")
+        had_column = SAMPLE_COLUMN in self.frame.columns
+        places = [""] * self.rows
+        for place, row in enumerate(order, start=1):
+            places[row] = str(place)
+        before = self.frame[SAMPLE_COLUMN].copy() if had_column else None
+        self.frame[SAMPLE_COLUMN] = places
+        try:
+            self._rebuild_lines()
+            self._write()
+        except BaseException:
+            if before is None:
+                self.frame.drop(columns=[SAMPLE_COLUMN], inplace=True)
+            else:
+                self.frame[SAMPLE_COLUMN] = before
+            self._rebuild_lines()
+            raise
+        self.sample_order = order
+
+    def _rebuild_lines(self) -> None:
+        self._lines = [_line(self.frame.columns, header=True)]
+        self._lines += [_line(row) for row in self.frame.itertuples(index=False)]
+
+    @property
+    def order(self) -> list[int]:
+        """The rows being graded, in grading order: the sample's, or every row."""
+        return self.sample_order if self.sample_order is not None else list(range(self.rows))
+
+    def next_ungraded(self, after: int | None = None) -> int | None:
+        """The first ungraded row after `after` in grading order (wrapping round), or None when all are graded."""
+        order = self.order
+        start = order.index(after) + 1 if after is not None and after in order else 0
+        for row in order[start:] + order[:start]:
+            if not self.verdict(row):
+                return row
+        return None
+
+    def disagreements(self) -> list[int]:
+        """Rows (in grading order) where the person and the judge both gave a verdict and differ."""
+        return [row for row in self.order if self.verdict(row) and self.judge(row) and
+                self.verdict(row) != self.judge(row)]
+
+    # -- statistics
+
+    def stats(self) -> GradingStats:
+        order = self.order
+        verdicts = [self.verdict(row) for row in order]
+        correct = verdicts.count(CORRECT)
+        incorrect = verdicts.count(INCORRECT)
+        graded = correct + incorrect
+        low, high = wilson_interval(correct, graded)
+        stats = GradingStats(rows=self.rows, scope=len(order), graded=graded, correct=correct, incorrect=incorrect,
+                             interval=Estimate(correct / graded if graded else None, low, high))
+        if self.sample_order is not None:
+            stats.sample_size = len(self.sample_order)
+            stats.whole_file = population_estimate(correct, graded, self.rows)
+        if self.has_judge:
+            stats.has_judge = True
+            pairs = [(self.verdict(r), self.judge(r)) for r in order if self.verdict(r) and self.judge(r)]
+            human = [h for h, _ in pairs]
+            judge = [j for _, j in pairs]
+            stats.judge_compared = len(pairs)
+            stats.judge_agreement = agreement(human, judge)
+            stats.judge_kappa = cohens_kappa(human, judge)
+            stats.disagreements = self.disagreements()
+        return stats
+
+
+def format_stats(stats: GradingStats, name: str) -> str:
+    """The short table `proctor grade --stats` prints."""
+
+    def pct(x: float | None) -> str:
+        return "—" if x is None else f"{100 * x:.1f}%"
+
+    lines = [f"{name}: {stats.rows} rows" + (f", sample of {stats.sample_size}" if stats.sample_size else "")]
+    lines.append(f"graded      {stats.graded} of {stats.scope}")
+    share = pct(stats.interval.share)
+    lines.append(f"correct     {stats.correct} of {stats.graded} = {share}  "
+                 f"(95% CI {pct(stats.interval.low)}–{pct(stats.interval.high)}, Wilson)")
+    if stats.whole_file is not None:
+        whole = stats.whole_file
+        rows = "—" if whole.share is None else f"{whole.share * stats.rows:.0f}"
+        lines.append(f"whole file  ≈ {pct(whole.share)} (95% CI {pct(whole.low)}–{pct(whole.high)}), "
+                     f"≈ {rows} of {stats.rows} rows correct")
+    if stats.has_judge:
+        kappa = "—" if stats.judge_kappa is None else f"{stats.judge_kappa:.3f}"
+        lines.append(f"judge       agreement {pct(stats.judge_agreement)} on {stats.judge_compared} rows, "
+                     f"Cohen's kappa {kappa}, {len(stats.disagreements)} disagreements")
+        if stats.disagreements:
+            shown = ", ".join(str(r + 1) for r in stats.disagreements[:20])
+            more = " …" if len(stats.disagreements) > 20 else ""
+            lines.append(f"            rows {shown}{more}")
+    return "\n".join(lines)
