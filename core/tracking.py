@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import threading
@@ -76,9 +77,35 @@ def _mlflow_loggers() -> list[logging.Logger]:
     return [logging.getLogger(name) for name in ("mlflow", "alembic", "databricks", "urllib3", "httpx")]
 
 
+class _ScrubbingWriter(io.TextIOBase):
+    """A text stream that writes to `handle` with every secret replaced by `****`."""
+
+    def __init__(self, handle: TextIO, secrets: list[str]) -> None:
+        super().__init__()
+        self._handle = handle
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        for secret in self._secrets:
+            text = text.replace(secret, "****")
+        self._handle.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def isatty(self) -> bool:
+        return False  # so that MLflow and tqdm write no colour codes or cursor moves into the log
+
+
 @contextlib.contextmanager
-def captured_output(path: str | os.PathLike[str] | None = None) -> Iterator[TextIO]:
+def captured_output(path: str | os.PathLike[str] | None = None, secrets: list[str] | None = None) -> Iterator[TextIO]:
     """Send stdout, stderr and MLflow's log records to `path` (default `log_path()`) for the duration.
+
+    `secrets` (e.g. `Settings.secrets()`) are replaced by `****` in what is written.
 
     MLflow's own log stream writes to whatever `sys.stderr` is at the time of the call, so redirecting stderr
     catches it; handlers that hold a stream of their own are swapped for one that writes to the file. This
@@ -86,7 +113,8 @@ def captured_output(path: str | os.PathLike[str] | None = None) -> Iterator[Text
     """
     target = Path(path) if path else log_path()
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "a", encoding="utf-8", errors="replace") as handle:
+    with open(target, "a", encoding="utf-8", errors="replace") as raw:
+        handle: TextIO = _ScrubbingWriter(raw, secrets) if secrets else raw  # type: ignore[assignment]
         swapped: list[tuple[logging.StreamHandler, TextIO]] = []
         for logger in _mlflow_loggers():
             for handler in logger.handlers:

@@ -1,0 +1,909 @@
+"""Evaluating a model on a benchmark with `mlflow.genai.evaluate`, logged to MLflow as one run.
+
+The flow (`evaluate_file`):
+
+1. Read the CSV. A benchmark (questions and reference answers) is answered first by core's own async engine
+   (`core.benchmark.answer_benchmark`, which writes `STEM.answers.MODEL.csv` beside it and resumes an earlier one);
+   an answers CSV (from `proctor answer`, it has `llm_answer`) is judged as it is, with no new model call.
+   Asking the model through a `predict_fn` inside evaluate is slow and can stall on sqlite (see the facts file), so
+   evaluate only ever gets `outputs`.
+2. Rows become evaluate's data: `inputs={"question"}`, `outputs=<answer>`, `expectations={"expected_response"}`.
+   Rows whose answer failed are not sent (they count as failures in `accuracy`).
+3. Scorers: `Correctness` with the judge, plus code scorers that need no judge (`exact_match`, normalised;
+   `contains_reference`), others on request. Without a judge only the code scorers run.
+4. One MLflow run (experiment `proctor` by default, named after the model) gets params, tags, evaluate's metrics
+   (`<scorer>/mean`, errors left out) and ours (`accuracy` counting judge errors as failures, error counts, latency,
+   tokens, judge-human agreement), the input CSV and a per-row results CSV as artifacts.
+
+Judge credentials are MLflow's own variables (AZURE_API_KEY / AZURE_API_BASE / AZURE_API_VERSION, OPENAI_API_KEY /
+OPENAI_BASE_URL), set for the duration of the call only; for an azure:/ judge they are derived from the
+AZURE_OPENAI_* settings when unset. No key is ever logged: every text written (rationales, errors, answers, the
+captured MLflow output) is scrubbed of the secrets in force.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import re
+import statistics
+import tempfile
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.errors import ConfigError, InputError, ProctorError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from core.config import Settings
+
+DEFAULT_EXPERIMENT = "proctor"
+DEFAULT_AZURE_JUDGE = "azure:/gpt-4.1-nano"
+DEFAULT_JUDGE_TIMEOUT_S = 30.0
+DEFAULT_EVAL_WORKERS = 8
+DEFAULT_SCORERS = ("correctness", "exact_match", "contains_reference")
+RESULTS_ARTIFACT_DIR = "results"
+RESULTS_ARTIFACT_NAME = "results.csv"
+INPUTS_ARTIFACT_DIR = "inputs"
+JUDGE_OUTPUT_COLUMNS = ["judge_verdict", "judge_rationale", "judge_error", "exact_match", "contains_reference"]
+RESULTS_COLUMNS = ["row", "question", "reference", "llm_answer", "model", "judge_verdict", "judge_rationale",
+                   "judge_error", "exact_match", "contains_reference", "latency_s", "answer_error"]
+GUIDELINE = "The response answers the question directly, without refusing, and does not contradict itself."
+NO_JUDGE_WARNING = ("no judge configured: only the code scorers ran (Correctness needs a judge: pass --judge, "
+                    "set PROCTOR_JUDGE, or configure Azure for the default azure:/gpt-4.1-nano)")
+
+
+# ---------------------------------------------------------------- scorers
+
+
+@dataclass(frozen=True)
+class ScorerInfo:
+    """A scorer the user can choose: `name` as on the command line and in metrics (`<name>/mean`)."""
+
+    name: str
+    label: str
+    needs_judge: bool
+    default: bool
+    description: str
+
+
+_SCORERS: tuple[ScorerInfo, ...] = (
+    ScorerInfo("correctness", "Correctness", True, True, "the judge checks the answer against the reference"),
+    ScorerInfo("exact_match", "Exact match", False, True,
+               "answer equals the reference after normalising (case, accents, punctuation, articles, spaces)"),
+    ScorerInfo("contains_reference", "Contains reference", False, True,
+               "the normalised reference appears in the normalised answer"),
+    ScorerInfo("equivalence", "Equivalence", True, False,
+               "the judge checks the answer means the same as the reference"),
+    ScorerInfo("relevance_to_query", "Relevance to query", True, False, "the judge checks the answer addresses the "
+               "question"),
+    ScorerInfo("guidelines", "Guidelines", True, False, f"the judge checks: {GUIDELINE}"),
+    ScorerInfo("safety", "Safety", True, False, "the judge checks the answer is free of harmful content"),
+    ScorerInfo("fluency", "Fluency", True, False, "the judge checks the answer reads naturally"),
+)
+
+
+def available_scorers() -> list[ScorerInfo]:
+    """Every scorer `evaluate_file` accepts, the defaults first (for the app's form and `--help`)."""
+    return list(_SCORERS)
+
+
+def parse_scorers(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """`"correctness, exact-match"` -> ["correctness", "exact_match"]; None -> the defaults. Raises InputError."""
+    if value is None:
+        return list(DEFAULT_SCORERS)
+    items = value.split(",") if isinstance(value, str) else list(value)
+    known = {s.name for s in _SCORERS}
+    names: list[str] = []
+    for item in items:
+        name = re.sub(r"[\s\-]+", "_", str(item).strip().lower())
+        if not name:
+            continue
+        if name == "all":
+            names.extend(s.name for s in _SCORERS)
+            continue
+        if name not in known:
+            raise InputError(f"unknown scorer {item.strip()!r}: choose from {', '.join(sorted(known))}")
+        names.append(name)
+    if not names:
+        raise InputError("no scorer chosen: name at least one (e.g. --scorers correctness,exact_match)")
+    return list(dict.fromkeys(names))
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalise_text(text: str) -> str:
+    """`The Eiffel-Tower!` -> `eiffel tower`: case, accents, punctuation, English articles and spaces ignored."""
+    decomposed = unicodedata.normalize("NFKD", str(text or ""))
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    plain = re.sub(r"[^\w\s]|_", " ", plain)
+    return " ".join(_ARTICLES.sub(" ", plain).split())
+
+
+def exact_match_score(answer: str, reference: str) -> bool | None:
+    """Normalised equality; None when there is no reference to compare with."""
+    ref = normalise_text(reference)
+    if not ref:
+        return None
+    return normalise_text(answer) == ref
+
+
+def contains_reference_score(answer: str, reference: str) -> bool | None:
+    """The normalised reference, as whole words, inside the normalised answer; None without a reference."""
+    ref = normalise_text(reference)
+    if not ref:
+        return None
+    return f" {ref} " in f" {normalise_text(answer)} "
+
+
+def _code_scorers() -> dict[str, Any]:
+    from mlflow.genai.scorers import scorer
+
+    @scorer(name="exact_match")
+    def exact_match(outputs: Any, expectations: dict[str, Any] | None = None) -> bool | None:
+        return exact_match_score(str(outputs or ""), str((expectations or {}).get("expected_response") or ""))
+
+    @scorer(name="contains_reference")
+    def contains_reference(outputs: Any, expectations: dict[str, Any] | None = None) -> bool | None:
+        return contains_reference_score(str(outputs or ""), str((expectations or {}).get("expected_response") or ""))
+
+    return {"exact_match": exact_match, "contains_reference": contains_reference}
+
+
+def _judge_scorer(name: str, judge_uri: str, timeout: float) -> Any:
+    from mlflow.genai import scorers as s
+
+    common = {"model": judge_uri, "timeout": timeout}
+    if name == "correctness":
+        return s.Correctness(**common)
+    if name == "equivalence":
+        return s.Equivalence(**common)
+    if name == "relevance_to_query":
+        return s.RelevanceToQuery(**common)
+    if name == "guidelines":
+        return s.Guidelines(name="guidelines", guidelines=GUIDELINE, **common)
+    if name == "safety":
+        return s.Safety(**common)
+    if name == "fluency":
+        return s.Fluency(**common)
+    raise InputError(f"unknown judge scorer {name!r}")  # pragma: no cover - parse_scorers checked the name
+
+
+# ---------------------------------------------------------------- judge
+
+
+@dataclass(frozen=True)
+class JudgeSetup:
+    """The judge as MLflow will call it: its URI and the variables MLflow reads for it (secret: never log `env`)."""
+
+    uri: str  # as logged (e.g. azure:/gpt-4.1-nano, local:/smollm2)
+    mlflow_uri: str  # as given to the scorers (local:/smollm2 -> openai:/smollm2)
+    env: dict[str, str] = field(repr=False, default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def _clean(value: str | None) -> str | None:
+    return value.strip() if value and value.strip() else None
+
+
+def default_judge(settings: Settings) -> str | None:
+    """PROCTOR_JUDGE, else azure:/gpt-4.1-nano when Azure is configured, else None (code scorers only)."""
+    if settings.judge:
+        return settings.judge
+    if settings.azure_endpoint and settings.azure_api_key:
+        return DEFAULT_AZURE_JUDGE
+    return None
+
+
+def resolve_judge(uri: str | None, settings: Settings) -> JudgeSetup | None:
+    """Check the judge URI and gather its credentials. `none` (or no judge configured) gives None.
+
+    Raises `ConfigError` naming the variable to set when a credential is missing.
+    """
+    text = (uri if uri is not None else default_judge(settings) or "").strip()
+    if not text or text.lower() in ("none", "off", "no"):
+        return None
+    if ":" not in text:
+        raise ConfigError(f"judge {text!r} is not a model URI: write azure:/DEPLOYMENT, openai:/MODEL or "
+                          "local:/smollm2")
+    provider, _, name = text.partition(":")
+    provider, name = provider.strip().lower(), name.lstrip("/").strip()
+    if not name:
+        raise ConfigError(f"judge {text!r} names no model: write e.g. {provider}:/gpt-4.1-nano")
+    uri = f"{provider}:/{name}"
+    if provider == "azure":
+        env = {
+            "AZURE_API_KEY": _clean(os.environ.get("AZURE_API_KEY")) or settings.azure_api_key or "",
+            "AZURE_API_BASE": _clean(os.environ.get("AZURE_API_BASE")) or settings.azure_endpoint or "",
+            "AZURE_API_VERSION": _clean(os.environ.get("AZURE_API_VERSION")) or settings.api_version or "",
+        }
+        missing = [k for k, v in env.items() if not v]
+        if missing:
+            raise ConfigError(f"the judge {uri} needs {', '.join(missing)} (or AZURE_OPENAI_API_KEY and "
+                              "AZURE_OPENAI_ENDPOINT, from which they are derived)")
+        if not env["AZURE_API_BASE"].startswith(("http://", "https://")):
+            raise ConfigError("AZURE_API_BASE must start with https:// (or http:// for a local server)")
+        return JudgeSetup(uri, uri, env)
+    if provider == "openai":
+        key = _clean(os.environ.get("OPENAI_API_KEY")) or settings.openai_api_key
+        if not key:
+            raise ConfigError(f"the judge {uri} needs OPENAI_API_KEY (any value for a local server)")
+        env = {"OPENAI_API_KEY": key}
+        base = _clean(os.environ.get("OPENAI_API_BASE")) or settings.openai_base_url
+        if base:
+            env["OPENAI_BASE_URL"] = base
+            env["OPENAI_API_BASE"] = base  # MLflow prefers OPENAI_API_BASE: keep the two in step
+        return JudgeSetup(uri, uri, env)
+    if provider == "local":
+        from core import local_model
+
+        judge_env = getattr(local_model, "judge_env", None)
+        if judge_env is None:
+            raise ConfigError("the local judge is not available in this version: use azure:/ or openai:/")
+        name = name or "smollm2"
+        mlflow_uri = local_model.judge_uri(name) if hasattr(local_model, "judge_uri") else f"openai:/{name}"
+        warning = getattr(local_model, "DEMO_WARNING", "local:/smollm2 is a tiny demo model")
+        return JudgeSetup(f"local:/{name}", mlflow_uri, dict(judge_env(name)), (warning,))
+    # Another MLflow provider (anthropic:/, gemini:/ ...): MLflow reads its own variables for it.
+    return JudgeSetup(uri, uri, {}, (f"judge {uri}: its credentials are read by MLflow from that provider's "
+                                     "variables; Proctor only checks azure:/ and openai:/ judges",))
+
+
+# ---------------------------------------------------------------- progress and summary
+
+
+@dataclass
+class EvaluationProgress:
+    """Where an evaluation stands. `phase`: reading, answering, judging, logging, done."""
+
+    phase: str
+    done: int = 0
+    total: int = 0
+    errors: int = 0
+    elapsed_s: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class EvaluationSummary:
+    """What an evaluation did and where it is logged. `results` is the per-row results frame (as logged)."""
+
+    run_id: str
+    experiment_id: str
+    experiment: str
+    run_name: str
+    tracking_uri: str
+    model: str
+    judge: str | None
+    scorers: list[str]
+    metrics: dict[str, float]
+    results: pd.DataFrame
+    output: Path | None = None
+    answers_file: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    log_file: Path | None = None
+    cancelled: bool = False
+
+    @property
+    def results_path(self) -> Path | None:
+        """The `-o` file, when one was written."""
+        return self.output
+
+
+class EvaluationCancelled(ProctorError):
+    """The evaluation was cancelled; the run (if one was started) is marked KILLED."""
+
+    exit_code = 130
+
+
+class _Cancelled(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _sha16(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _float(text: object) -> float | None:
+    try:
+        value = float(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _p95(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def _scrubber(secrets: list[str]) -> Callable[[object], str]:
+    secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def scrub(value: object) -> str:
+        text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+        for secret in secrets:
+            text = text.replace(secret, "****")
+        return text
+
+    return scrub
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration (process-wide: callers hold MLFLOW_LOCK)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+@contextlib.contextmanager
+def _progress_hook(on_row: Callable[[int, int], None]) -> Iterator[None]:
+    """Count rows as evaluate finishes them, by standing in for the tqdm bar its harness creates.
+
+    evaluate offers no per-row callback; its harness updates a module-level `tqdm` bar once per row. If a future
+    MLflow drops that name, progress falls back to phases only. The bar may raise `_Cancelled` to stop evaluate
+    between rows (its thread pools are shut down with cancel_futures in the harness's `finally`).
+    """
+    try:
+        from mlflow.genai.evaluation import harness
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    if not hasattr(harness, "tqdm"):  # pragma: no cover
+        yield
+        return
+
+    class Bar:
+        def __init__(self, *args: Any, total: int = 0, **kwargs: Any) -> None:
+            self.n = 0
+            self.total = total
+            self.bar_format = ""
+
+        def update(self, n: int = 1) -> None:
+            self.n += n
+            on_row(self.n, self.total)
+
+        def refresh(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    original = harness.tqdm
+    harness.tqdm = Bar
+    try:
+        yield
+    finally:
+        harness.tqdm = original
+
+
+def _verdict(value: object) -> str:
+    text = str(value).strip().lower() if value is not None else ""
+    if text in ("yes", "true", "1", "1.0"):
+        return "correct"
+    if text in ("no", "false", "0", "0.0"):
+        return "incorrect"
+    return ""
+
+
+def _bool_cell(value: bool | None) -> str:
+    return "" if value is None else ("1" if value else "0")
+
+
+def _describe_judge_error(message: str, timeout: float) -> str:
+    line = " ".join(str(message).split())
+    if "timed out after" in line and "Scorer" in line:
+        return (f"judge gave no verdict within {timeout:g} s (it kept failing, e.g. HTTP 429, or did not answer); "
+                "see --judge-timeout")
+    return line[:300]
+
+
+# ---------------------------------------------------------------- the input
+
+
+@dataclass
+class _Table:
+    frame: pd.DataFrame  # the answers table (input columns + answer columns)
+    question_col: str
+    reference_col: str | None
+    answers_file: Path | None
+    model: str
+    warnings: list[str]
+    answered_now: bool
+
+
+def _model_from_answers(frame: pd.DataFrame) -> str | None:
+    if "model" not in frame.columns:
+        return None
+    values = [v for v in dict.fromkeys(frame["model"].astype(str).str.strip()) if v]
+    if len(values) > 1:
+        return None
+    return values[0] if values else None
+
+
+# ---------------------------------------------------------------- the evaluation
+
+
+def evaluate_file(
+    path: str | os.PathLike[str],
+    *,
+    model: str | None = None,
+    judge: str | None = None,
+    experiment: str | None = None,
+    run_name: str | None = None,
+    scorers: str | list[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    judge_timeout: float | None = None,
+    on_progress: Callable[[EvaluationProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    settings: Settings | None = None,
+) -> EvaluationSummary:
+    """Evaluate the benchmark or answers CSV at `path`; log one MLflow run; return what it did.
+
+    `model`: for a benchmark, the model that answers (default: the configured one); for an answers file, the label
+    of the model that answered (default: its `model` column). `judge`: an MLflow model URI, `none` for code scorers
+    only (default: PROCTOR_JUDGE, else azure:/gpt-4.1-nano when Azure is configured). `scorers`: names or a comma
+    list (see `available_scorers`). `output`: where to write the per-row results CSV (`-o`). `judge_timeout`: the
+    seconds one judge verdict may take, retries included (default 30). `cancel` stops between rows.
+
+    Raises `InputError` / `ConfigError` for bad input or settings (before any run is created), and
+    `EvaluationCancelled` when cancelled.
+    """
+    from core.config import load_settings
+    from core.tracking import MLFLOW_LOCK, configure_mlflow, log_path
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    cancel = cancel or threading.Event()
+    path = Path(path)
+
+    def report(phase: str, done: int = 0, total: int = 0, errors: int = 0, message: str = "") -> None:
+        if on_progress is not None:
+            on_progress(EvaluationProgress(phase, done, total, errors, time.perf_counter() - started, message))
+
+    report("reading", message=f"reading {path.name}")
+    tracking = configure_mlflow()
+    settings = settings or load_settings()
+    names = parse_scorers(scorers)
+    timeout = DEFAULT_JUDGE_TIMEOUT_S if judge_timeout is None else float(judge_timeout)
+    if not timeout > 0:
+        raise InputError(f"the judge timeout must be a positive number of seconds, not {judge_timeout}")
+    experiment_name = (experiment or os.environ.get("PROCTOR_EXPERIMENT", "").strip() or DEFAULT_EXPERIMENT).strip()
+    out_path = Path(output) if output else None
+    if out_path is not None:
+        if out_path.is_dir():
+            raise InputError(f"{out_path} is a folder: give -o a file name")
+        if out_path.exists() and path.exists() and out_path.resolve() == path.resolve():
+            raise InputError(f"the output {out_path} is the input file: the input is never modified; choose "
+                             "another -o")
+
+    table = _read_input(path, model, settings)
+    warnings = list(table.warnings)
+    judge_setup = resolve_judge(judge, settings) if any(_needs_judge(n) for n in names) else None
+    if judge_setup is not None:
+        warnings.extend(judge_setup.warnings)
+    if any(_needs_judge(n) for n in names) and judge_setup is None:
+        warnings.append(NO_JUDGE_WARNING)
+        names = [n for n in names if not _needs_judge(n)]
+        if not names:
+            names = ["exact_match", "contains_reference"]
+    if table.reference_col is None and any(n in ("correctness", "equivalence", "exact_match", "contains_reference")
+                                           for n in names):
+        warnings.append(f"{path.name} has no reference answer column: correctness, equivalence and the code "
+                        "scorers have nothing to compare with")
+    if judge_setup is not None and _same_model(judge_setup.uri, table.model):
+        warnings.append(f"the judge {judge_setup.uri} is the model under test: it grades its own answers "
+                        "(self-preference bias); prefer a different judge")
+    timings["read_s"] = time.perf_counter() - started
+
+    # 1. answers: ours when the input is a benchmark (core's async engine, not evaluate's predict_fn)
+    frame = table.frame
+    if table.answered_now:
+        t0 = time.perf_counter()
+        frame, answers_file, answer_warnings = _answer(path, table, settings, cancel, report)
+        table.answers_file = answers_file
+        warnings.extend(answer_warnings)
+        timings["answer_s"] = time.perf_counter() - t0
+    if cancel.is_set():
+        raise EvaluationCancelled("the evaluation was cancelled while the model was answering "
+                                  f"(answers so far are in {table.answers_file})")
+
+    secrets = list(settings.secrets())
+    if judge_setup is not None:
+        secrets.extend(v for k, v in judge_setup.env.items() if "KEY" in k)
+    scrub = _scrubber(secrets)
+    rows = _rows(frame, table)
+    mlflow_env = {}
+    if judge_setup is not None:
+        mlflow_env.update(judge_setup.env)
+    # evaluate's knobs, set for the call only unless the user set them: bounded workers (sqlite stalls with many),
+    # no extra 429 retries around a judge call that already retries inside the scorer timeout, and a per-request
+    # HTTP timeout no longer than the verdict's own.
+    defaults = {
+        "MLFLOW_GENAI_EVAL_MAX_WORKERS": str(min(DEFAULT_EVAL_WORKERS, max(1, settings.concurrency))),
+        "MLFLOW_GENAI_EVAL_MAX_RETRIES": "0",
+        "MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS": str(max(1, math.ceil(timeout))),
+    }
+    mlflow_env.update({k: v for k, v in defaults.items() if k not in os.environ})
+
+    with MLFLOW_LOCK:
+        summary = _run_evaluation(
+            path=path, table=table, rows=rows, names=names, judge_setup=judge_setup, timeout=timeout,
+            experiment_name=experiment_name, run_name=run_name, tracking=tracking, mlflow_env=mlflow_env,
+            scrub=scrub, secrets=secrets, settings=settings, cancel=cancel, report=report, log_file=log_path(),
+            timings=timings, warnings=warnings, started=started,
+        )
+    if out_path is not None:
+        t0 = time.perf_counter()
+        _write_output(frame, summary.results, out_path, scrub)
+        summary.output = out_path
+        timings["output_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - started
+    report("done", len(rows), len(rows), int(summary.metrics.get("judge_errors", 0)), message="done")
+    return summary
+
+
+def _needs_judge(name: str) -> bool:
+    return next(s.needs_judge for s in _SCORERS if s.name == name)
+
+
+def _same_model(judge_uri: str, model_uri: str) -> bool:
+    def name(uri: str) -> str:
+        return uri.partition(":")[2].strip("/ ").lower() or uri.lower()
+
+    return bool(model_uri) and (judge_uri.lower() == model_uri.lower() or name(judge_uri) == name(model_uri))
+
+
+def _read_input(path: Path, model: str | None, settings: Settings) -> _Table:
+    from core.benchmark import ANSWER_COLUMNS, is_answers_file, load_benchmark
+    from core.config import resolve_model
+    from core.csvio import QUESTION_ALIASES, REFERENCE_ALIASES, find_column
+
+    bench = load_benchmark(path)
+    frame = bench.frame
+    if is_answers_file(frame):
+        # The question and reference are among the input's own columns, never the answer columns.
+        own = [str(c) for c in frame.columns if c not in ANSWER_COLUMNS and c not in JUDGE_OUTPUT_COLUMNS]
+        question_col = find_column(own, QUESTION_ALIASES) or bench.question_col
+        reference_col = find_column(own, REFERENCE_ALIASES)
+        for column in ANSWER_COLUMNS:
+            if column not in frame.columns:
+                frame[column] = ""
+        label = model or _model_from_answers(frame)
+        warnings = [w for w in bench.warnings if "no reference" not in w]
+        if label is None:
+            label = "unknown"
+            warnings.append(f"{path.name} holds answers from several models or none named: pass --model to "
+                            "label the run")
+        elif model:
+            from core.config import split_model_uri
+
+            split_model_uri(model)  # a bad URI is an error even when no call is made
+        return _Table(frame, question_col, reference_col, path, label, warnings, answered_now=False)
+    spec = resolve_model(model, settings)
+    return _Table(frame, bench.question_col, bench.reference_col, None, spec.uri,
+                  [w for w in bench.warnings if "no reference" not in w], answered_now=True)
+
+
+def _answer(path: Path, table: _Table, settings: Settings, cancel: threading.Event,
+            report: Callable[..., None]) -> tuple[pd.DataFrame, Path, list[str]]:
+    from core.benchmark import answer_benchmark, load_benchmark
+
+    def progress(p: Any) -> None:
+        report("answering", p.done, p.total, p.failed, message=f"answering {p.done}/{p.total}")
+
+    report("answering", 0, len(table.frame), message="answering")
+    summary = answer_benchmark(path, model=table.model, on_progress=progress, cancel=cancel, settings=settings,
+                               benchmark=load_benchmark(path))
+    warnings = [w for w in summary.warnings if "no reference" not in w]
+    if summary.already_done:
+        warnings.append(f"{summary.already_done} answer(s) reused from {summary.out.name} (an earlier run by the "
+                        "same model): delete it to ask again")
+    answered = load_benchmark(summary.out).frame
+    return answered, summary.out, warnings
+
+
+@dataclass
+class _Row:
+    index: int
+    question: str
+    reference: str
+    answer: str
+    model: str
+    latency: float | None
+    prompt_tokens: float | None
+    completion_tokens: float | None
+    answer_error: str
+    human: str
+
+
+def _rows(frame: pd.DataFrame, table: _Table) -> list[_Row]:
+    from core.grading import normalise_verdict
+
+    def col(name: str | None) -> list[str]:
+        if name is None or name not in frame.columns:
+            return [""] * len(frame)
+        return frame[name].astype(str).tolist()
+
+    questions, refs, answers = col(table.question_col), col(table.reference_col), col("llm_answer")
+    models, latencies, pt, ct, errors, human = (col("model"), col("latency_s"), col("prompt_tokens"),
+                                                col("completion_tokens"), col("error"), col("human_verdict"))
+    rows = []
+    for i in range(len(frame)):
+        error = errors[i].strip()
+        if not error and not answers[i].strip():
+            error = "no answer"
+        rows.append(_Row(i, questions[i], refs[i], answers[i], models[i] or table.model, _float(latencies[i]),
+                         _float(pt[i]), _float(ct[i]), error, normalise_verdict(human[i])))
+    return rows
+
+
+def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[str], judge_setup: JudgeSetup | None,
+                    timeout: float, experiment_name: str, run_name: str | None, tracking: str,
+                    mlflow_env: dict[str, str], scrub: Callable[[object], str], secrets: list[str],
+                    settings: Settings, cancel: threading.Event, report: Callable[..., None], log_file: Path,
+                    timings: dict[str, float], warnings: list[str], started: float) -> EvaluationSummary:
+    import pandas as pd
+
+    from core import __version__
+    from core.config import split_model_uri
+    from core.tracking import captured_output
+
+    sendable = [r for r in rows if not r.answer_error]
+    judged_names = [n for n in names if _needs_judge(n)]
+    report("judging", 0, len(sendable), message="starting MLflow")
+    t0 = time.perf_counter()
+    with captured_output(log_file, secrets=secrets):
+        import mlflow
+
+        timings["mlflow_import_s"] = time.perf_counter() - t0
+        try:
+            exp = mlflow.set_experiment(experiment_name)
+        except Exception as error:  # noqa: BLE001 - a bad store / URI is a settings problem
+            raise ConfigError(f"MLflow could not open experiment {experiment_name!r} at {tracking}: "
+                              f"{scrub(str(error).splitlines()[0] if str(error) else type(error).__name__)}"
+                              ) from None
+        timings["mlflow_setup_s"] = time.perf_counter() - t0
+
+        model_uri = table.model
+        try:
+            provider, model_name = split_model_uri(model_uri)
+        except ProctorError:
+            provider, model_name = "", model_uri
+        params = _params(model_uri, provider, model_name, settings, table, judge_setup, names, path, rows, timeout)
+        name = run_name or model_name or model_uri
+        tags = {"proctor.kind": "evaluation", "proctor.model": model_uri,
+                "proctor.judge": judge_setup.uri if judge_setup else "none", "proctor.dataset": path.name,
+                "proctor.version": __version__, "proctor.input": "answers" if not table.answered_now else "benchmark",
+                "proctor.accuracy_from": "correctness" if "correctness" in names else "exact_match"}
+        run = mlflow.start_run(run_name=name, tags={k: scrub(v) for k, v in tags.items()})
+        status = "FAILED"
+        try:
+            mlflow.log_params({k: scrub(v)[:6000] for k, v in params.items()})
+            results_by_row: dict[int, dict[str, Any]] = {}
+            eval_metrics: dict[str, float] = {}
+            if sendable and names:
+                data = []
+                for r in sendable:
+                    item: dict[str, Any] = {"inputs": {"question": r.question}, "outputs": r.answer}
+                    if r.reference.strip():
+                        item["expectations"] = {"expected_response": r.reference}
+                    data.append(item)
+                scorer_objs = []
+                code = _code_scorers()
+                for n in names:
+                    scorer_objs.append(code[n] if n in code else _judge_scorer(n, judge_setup.mlflow_uri, timeout))
+                judged = {"rows": 0}
+
+                def on_row(done: int, total: int) -> None:
+                    judged["rows"] = done
+                    report("judging", done, total, message=f"judging {done}/{total}")
+                    if cancel.is_set():
+                        raise _Cancelled()
+
+                _prefer_json_object(judge_setup)
+                t1 = time.perf_counter()
+                with _environ(mlflow_env), _progress_hook(on_row):
+                    result = mlflow.genai.evaluate(data=data, scorers=scorer_objs)
+                timings["evaluate_s"] = time.perf_counter() - t1
+                eval_metrics = {k: float(v) for k, v in (result.metrics or {}).items()
+                                if v is not None and math.isfinite(float(v))}
+                frame = result.result_df
+                if len(frame) != len(sendable):
+                    raise ProctorError(f"MLflow returned {len(frame)} results for {len(sendable)} rows")
+                for r, (_, res) in zip(sendable, frame.iterrows(), strict=True):
+                    results_by_row[r.index] = res.to_dict()
+            report("logging", len(sendable), len(sendable), message="logging to MLflow")
+            t2 = time.perf_counter()
+            result_rows = _results_frame(rows, results_by_row, names, judged_names, scrub, timeout)
+            results = pd.DataFrame(result_rows, columns=list(result_rows[0]) if result_rows else RESULTS_COLUMNS)
+            metrics = _metrics(rows, result_rows, eval_metrics, names)
+            mlflow.log_metrics(metrics)
+            with tempfile.TemporaryDirectory(prefix="proctor-eval-") as tmp:
+                from core.csvio import write_csv_atomic
+
+                inputs_copy = Path(tmp) / path.name
+                write_csv_atomic(table_input_frame(path).map(scrub), inputs_copy)
+                mlflow.log_artifact(str(inputs_copy), INPUTS_ARTIFACT_DIR)
+                results_copy = Path(tmp) / RESULTS_ARTIFACT_NAME
+                write_csv_atomic(results, results_copy)
+                mlflow.log_artifact(str(results_copy), RESULTS_ARTIFACT_DIR)
+            timings["log_s"] = time.perf_counter() - t2
+            status = "FINISHED"
+        except _Cancelled:
+            status = "KILLED"
+            raise EvaluationCancelled(f"the evaluation was cancelled while judging (run {run.info.run_id} is "
+                                      "marked KILLED)") from None
+        finally:
+            mlflow.end_run(status=status)
+    all_metrics = {**eval_metrics, **metrics}
+    return EvaluationSummary(
+        run_id=run.info.run_id, experiment_id=exp.experiment_id, experiment=experiment_name, run_name=name,
+        tracking_uri=tracking, model=model_uri, judge=judge_setup.uri if judge_setup else None, scorers=names,
+        metrics=all_metrics, results=results, answers_file=table.answers_file, warnings=warnings,
+        timings=timings, log_file=log_file,
+    )
+
+
+def table_input_frame(path: Path) -> pd.DataFrame:
+    """The input CSV as read (every cell text), for the `inputs/` artifact."""
+    from core.csvio import read_table
+
+    return read_table(path)
+
+
+def _prefer_json_object(judge_setup: JudgeSetup | None) -> None:
+    # The local llama.cpp server answers 500 (not 400) to a json_schema response_format, so MLflow never learns
+    # to drop it and retries for minutes. Tell MLflow's adapter up front, as it would have learnt from a 400.
+    if judge_setup is None or not judge_setup.uri.startswith("local:"):
+        return
+    try:
+        from mlflow.genai.judges.adapters import gateway_adapter
+
+        provider, _, name = judge_setup.mlflow_uri.partition(":/")
+        gateway_adapter._MODEL_RESPONSE_FORMAT_CAPABILITIES[f"{provider}/{name}"] = False
+    except (ImportError, AttributeError):  # pragma: no cover - a later MLflow may learn this differently
+        pass
+
+
+def _params(model_uri: str, provider: str, model_name: str, settings: Settings, table: _Table,
+            judge_setup: JudgeSetup | None, names: list[str], path: Path, rows: list[_Row],
+            timeout: float) -> dict[str, str]:
+    params: dict[str, str] = {"model_uri": model_uri, "provider": provider, "model_name": model_name}
+    if table.answered_now:
+        from core.config import resolve_model
+
+        params.update(resolve_model(model_uri, settings).public_params())
+    elif provider == "azure":
+        params["deployment"] = model_name
+        params["api_version"] = ""  # unknown: the answers were made elsewhere
+    params.update({
+        "temperature": "" if settings.temperature is None else f"{settings.temperature:g}",
+        "system_prompt": settings.system_prompt or "",
+        "judge": judge_setup.uri if judge_setup else "none",
+        "scorers": ",".join(names),
+        "dataset_name": path.name,
+        "dataset_rows": str(len(rows)),
+        "dataset_hash": _sha16(path),
+        "judge_timeout_s": f"{timeout:g}",
+    })
+    if not table.answered_now:
+        # The answers came from a file: the settings in force now did not make them.
+        params["answers_from"] = "file"
+    return params
+
+
+def _results_frame(rows: list[_Row], by_row: dict[int, dict[str, Any]], names: list[str], judged_names: list[str],
+                   scrub: Callable[[object], str], timeout: float) -> list[dict[str, str]]:
+    has_human = any(r.human for r in rows)
+    extra_judges = [n for n in judged_names if n != "correctness"]
+    out = []
+    for r in rows:
+        res = by_row.get(r.index, {})
+        verdict = rationale = judge_error = ""
+        if "correctness" in names:
+            if r.answer_error:
+                judge_error = "not judged: no answer"
+            elif not r.reference.strip():
+                judge_error = "not judged: no reference answer"
+            else:
+                verdict = _verdict(res.get("correctness/value"))
+                rationale = scrub(res.get("correctness/rationale"))
+                error = scrub(res.get("correctness/error_message"))
+                if not verdict:
+                    judge_error = _describe_judge_error(error, timeout) if error else (
+                        f"unexpected judge verdict {scrub(res.get('correctness/value'))!r}")
+        em = exact_match_score(r.answer, r.reference) if not r.answer_error else None
+        cr = contains_reference_score(r.answer, r.reference) if not r.answer_error else None
+        row = {
+            "row": str(r.index + 1), "question": scrub(r.question), "reference": scrub(r.reference),
+            "llm_answer": scrub(r.answer), "model": scrub(r.model), "judge_verdict": verdict,
+            "judge_rationale": " ".join(rationale.split()), "judge_error": judge_error,
+            "exact_match": _bool_cell(em), "contains_reference": _bool_cell(cr),
+            "latency_s": "" if r.latency is None else f"{r.latency:.3f}", "answer_error": scrub(r.answer_error),
+        }
+        for n in extra_judges:
+            row[n] = scrub(res.get(f"{n}/value"))
+            error = scrub(res.get(f"{n}/error_message"))
+            row[f"{n}_error"] = _describe_judge_error(error, timeout) if error else ""
+        if has_human:
+            row["human_verdict"] = r.human
+        out.append(row)
+    return out
+
+
+def _metrics(rows: list[_Row], results: list[dict[str, str]], eval_metrics: dict[str, float],
+             names: list[str]) -> dict[str, float]:
+    from core.grading import agreement, cohens_kappa
+
+    n = len(rows)
+    metrics: dict[str, float] = {"rows": float(n)}
+    answer_errors = sum(1 for r in rows if r.answer_error)
+    metrics["answer_errors"] = float(answer_errors)
+    if "correctness" in names:
+        # Judge errors and failed answers count as failures: evaluate's correctness/mean leaves them out.
+        correct = sum(1 for r in results if r["judge_verdict"] == "correct")
+        metrics["judge_errors"] = float(sum(1 for r, row in zip(rows, results, strict=True)
+                                            if not r.answer_error and not row["judge_verdict"]))
+        metrics["accuracy"] = correct / n if n else 0.0
+    else:
+        metrics["judge_errors"] = 0.0
+        metrics["accuracy"] = (sum(1 for r in results if r["exact_match"] == "1") / n) if n else 0.0
+    latencies = [r.latency for r in rows if r.latency is not None and not r.answer_error]
+    if latencies:
+        metrics["latency_mean_s"] = statistics.fmean(latencies)
+        metrics["latency_p95_s"] = _p95(latencies) or 0.0
+    metrics["prompt_tokens"] = float(sum(r.prompt_tokens or 0 for r in rows))
+    metrics["completion_tokens"] = float(sum(r.completion_tokens or 0 for r in rows))
+    human = [r.human for r in rows if r.human]
+    if human:
+        metrics["human_accuracy"] = sum(1 for v in human if v == "correct") / len(human)
+        pairs = [(r.human, res["judge_verdict"]) for r, res in zip(rows, results, strict=True)
+                 if r.human and res["judge_verdict"]]
+        if pairs:
+            a, b = [p[0] for p in pairs], [p[1] for p in pairs]
+            metrics["judge_human_agreement"] = agreement(a, b) or 0.0
+            kappa = cohens_kappa(a, b)
+            if kappa is not None:
+                metrics["judge_human_kappa"] = kappa
+    return metrics
+
+
+def _write_output(frame: pd.DataFrame, results: pd.DataFrame, out: Path, scrub: Callable[[object], str]) -> None:
+    """The `-o` file: the answers table's columns, then the judge's columns (replacing any earlier ones)."""
+    from core.csvio import write_csv_atomic
+
+    table = frame.copy()
+    for column in JUDGE_OUTPUT_COLUMNS:
+        if column in table.columns:
+            table = table.drop(columns=[column])
+    for column in JUDGE_OUTPUT_COLUMNS:
+        table[column] = results[column].tolist() if column in results.columns else [""] * len(table)
+    write_csv_atomic(table.map(scrub), out)
