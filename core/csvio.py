@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?%?$")
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+# The umask can only be read by setting it: do it once, at import, rather than racing other threads on every write.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def neutralise(value: object) -> object:
@@ -119,6 +123,15 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     return frame.map(unneutralise)
 
 
+def _usual_mode(tmp: str, path: Path) -> None:
+    """mkstemp makes 0600 files: give the result the mode of the file it replaces, else the umask's default."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o666 & ~_UMASK
+    os.chmod(tmp, mode)
+
+
 def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write `frame` to `path` atomically (temp file + fsync + rename), spreadsheet-safe, UTF-8 with BOM."""
     path = Path(path)
@@ -130,6 +143,44 @@ def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
             safe.to_csv(handle, index=False, lineterminator="\r\n")
             handle.flush()
             os.fsync(handle.fileno())
+        _usual_mode(tmp, path)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def csv_line(cells: Iterable[object]) -> str:
+    """One CSV record exactly as `write_csv_atomic` writes it: cells neutralised, quoted when needed, CRLF.
+
+    Callers that rewrite a growing file often (answering a benchmark) encode each row once with this and hand the
+    lines to `write_lines_atomic`, instead of re-serialising a whole DataFrame on every save.
+    """
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(["" if c is None else neutralise(c) for c in cells])
+    return buffer.getvalue()
+
+
+def write_lines_atomic(lines: Iterable[str], path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    """Write records made by `csv_line` (header first) to `path` atomically, UTF-8 with BOM.
+
+    `fsync=False` skips the flush to disk: the rename is still atomic and a killed process still leaves the
+    old or the new file whole (the page cache outlives the process); only a power cut could lose the last write.
+    Frequent intermediate saves use it; the final save does not.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as handle:
+            handle.write("".join(lines))
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        _usual_mode(tmp, path)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -146,9 +197,10 @@ def normalise_header(name: str) -> str:
     return re.sub(r"[\s_\-]+", "", plain).lower()
 
 
-QUESTION_ALIASES = ("question", "prompt", "input", "query", "questions")
+QUESTION_ALIASES = ("question", "prompt", "input", "query", "questions", "prompts", "user input")
 REFERENCE_ALIASES = ("answer", "expected answer", "expected_response", "expected response", "expected", "reference",
-                     "reference answer", "ground truth", "groundtruth", "réponse", "reponse", "target", "answers")
+                     "reference answer", "ground truth", "groundtruth", "réponse", "reponse", "target", "answers",
+                     "expected output", "correct answer", "gold answer", "réponse attendue", "bonne réponse")
 
 
 def find_column(columns: list[str], aliases: tuple[str, ...]) -> str | None:
