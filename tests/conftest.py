@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+# Appended, not prepended: tests/core would otherwise shadow the real `core` package.
+sys.path.append(str(Path(__file__).parent))
 
-from fake_llm_server import Behaviour, FakeLLMServer  # noqa: E402
+from tests.fake_llm_server import Behaviour, FakeLLMServer  # noqa: E402
 
 TEST_KEY = "sk-test-SECRET-0123456789abcdef"
 

@@ -135,9 +135,6 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, f"no route {path}")
             return
-        if not self._authorised(route):
-            self._error(401, "Incorrect API key provided")
-            return
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
@@ -145,11 +142,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         model = model or str(body.get("model", ""))
         owner = self.server.owner
-        if model in owner.unknown_models:
-            self._error(404, f"The model `{model}` does not exist")
-            return
         question = _last_user_text(body.get("messages") or [])
         info = owner._register(route, model, question, bool(body.get("stream")), api_version)
+        if not self._authorised(route):
+            info.status = 401
+            self._error(401, "Incorrect API key provided")
+            return
+        if model in owner.unknown_models:
+            info.status = 404
+            self._error(404, f"The model `{model}` does not exist")
+            return
         behaviour = owner.behaviour
         if behaviour.latency:
             time.sleep(behaviour.latency)

@@ -33,11 +33,12 @@ class ProctorApp(App[None]):
     TITLE = "Proctor"
     SUB_TITLE = "evaluate LLMs from the terminal"
     CSS_PATH = _stylesheets()
+    # The pane keys are written on the tabs themselves, so the footer keeps its room for the pane's own keys.
     BINDINGS = [
-        Binding("f2", "show_pane('chat')", "Chat", id="app.pane.chat"),
-        Binding("f3", "show_pane('grade')", "Grade", id="app.pane.grade"),
-        Binding("f4", "show_pane('evaluate')", "Evaluate", id="app.pane.evaluate"),
-        Binding("f5", "show_pane('runs')", "Runs", id="app.pane.runs"),
+        Binding("f2", "show_pane('chat')", "Chat", id="app.pane.chat", show=False),
+        Binding("f3", "show_pane('grade')", "Grade", id="app.pane.grade", show=False),
+        Binding("f4", "show_pane('evaluate')", "Evaluate", id="app.pane.evaluate", show=False),
+        Binding("f5", "show_pane('runs')", "Runs", id="app.pane.runs", show=False),
         Binding("ctrl+b", "answer_benchmark", "Answer CSV", id="app.answer"),
         Binding("f1", "toggle_keys", "Keys", id="app.keys"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),

@@ -1,0 +1,66 @@
+"""Time to the app's first frame in a real terminal (tmux), median of --repeat runs.
+
+Starts `proctor` in a detached tmux session (80x24) and polls the screen every 5 ms until the Chat pane's input
+is drawn. Needs tmux (`apt-get install tmux`). The issue's target: under 1 s on this machine.
+
+    python benchmarks/bench_startup.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MARKER = "Ask the model"
+
+
+def first_frame_seconds(command: str, cwd: str) -> float:
+    session = f"proctor-bench-{os.getpid()}"
+    started = time.perf_counter()
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", "-c", cwd, command],
+                   check=True)
+    try:
+        while True:
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                    text=True).stdout
+            if MARKER in screen:
+                return time.perf_counter() - started
+            if time.perf_counter() - started > 30:
+                raise RuntimeError(f"no first frame after 30 s; screen:\n{screen}")
+            time.sleep(0.005)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    if not shutil.which("tmux"):
+        sys.exit("tmux is needed: apt-get install tmux")
+    proctor = str(Path(sys.executable).with_name("proctor"))
+    with tempfile.TemporaryDirectory() as cwd:
+        # A configured OpenAI-compatible model, so the app opens on a remote model (the local one is not started
+        # until the first question anyway).
+        env = "OPENAI_API_KEY=bench OPENAI_BASE_URL=http://127.0.0.1:9/v1 MLFLOW_DISABLE_TELEMETRY=true"
+        baseline = [first_frame_seconds(
+            f"{sys.executable} -c 'from textual.app import App; from textual.widgets import Label\n"
+            f"class A(App):\n    def compose(self): yield Label(\"{MARKER}\")\nA().run()'", cwd)
+            for _ in range(args.repeat)]
+        times = [first_frame_seconds(f"env {env} {proctor}", cwd) for _ in range(args.repeat)]
+    print(f"bare Textual app (one label): median {statistics.median(baseline):.2f} s")
+    print(f"proctor first frame: median {statistics.median(times):.2f} s "
+          f"(min {min(times):.2f}, max {max(times):.2f}, {args.repeat} runs)")
+    print(f"ratio to a bare Textual app: {statistics.median(times) / statistics.median(baseline):.2f}x")
+    print("target: under 1 s")
+
+
+if __name__ == "__main__":
+    main()

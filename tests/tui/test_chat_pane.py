@@ -1,0 +1,165 @@
+"""The Chat pane, driven with Textual's Pilot against the fake server, and its snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from textual.widgets import Input, Static, TabbedContent
+
+from tests.conftest import TEST_KEY
+from tui.app import ProctorApp
+from tui.panes.chat import ChatMessage, ChatPane
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
+    """Let the app run until `condition()` holds (worker threads post their messages meanwhile)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+
+
+def answered(pane: ChatPane, turns: int):
+    return lambda: pane._stream is None and len(pane.conversation) == 2 * turns and "tokens" in status(pane)
+
+
+def status(pane: ChatPane) -> str:
+    return str(pane.query_one("#chat-status", Static).render())
+
+
+async def ask(pilot, text: str) -> None:
+    await pilot.press(*text)
+    await pilot.press("enter")
+
+
+async def test_multi_turn_conversation_streams_answers(openai_env):
+    requests = []
+
+    def responder(body, info):
+        requests.append(body["messages"])
+        return f"reply {len(body['messages'])}"
+
+    openai_env.behaviour.responder = responder
+    app = ProctorApp(warm_up=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(ChatPane)
+        assert "openai:/gpt-4.1-mini" in str(pane.query_one("#chat-model", Static).render())
+        assert app.focused is pane.query_one("#chat-input", Input)
+        await ask(pilot, "hello")
+        await wait_for(pilot, answered(pane, 1))
+        await ask(pilot, "and again")
+        await wait_for(pilot, answered(pane, 2))
+        texts = [(m.role, m.text) for m in pane.query(ChatMessage)]
+        assert texts == [("user", "hello"), ("assistant", "reply 1"), ("user", "and again"), ("assistant", "reply 3")]
+        assert requests[1] == [
+            {"role": "user", "content": "hello"},
+            {"role": "assistant", "content": "reply 1"},
+            {"role": "user", "content": "and again"},
+        ]
+        assert all(request.stream for request in openai_env.log)
+
+
+async def test_escape_cancels_the_answer_in_flight(openai_env):
+    openai_env.behaviour.responder = lambda body, info: " ".join(["word"] * 400)
+    openai_env.behaviour.stream_chunk_delay = 0.02
+    app = ProctorApp(warm_up=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(ChatPane)
+        await ask(pilot, "tell me everything")
+        await wait_for(pilot, lambda: len(pane._reply.text) > 10)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: pane._stream is None)
+        assert status(pane).startswith("cancelled")
+        assert 0 < len(pane._reply.text.split()) < 400
+        assert pane._reply.has_class("cancelled")
+        # The pane is ready for the next question at once.
+        openai_env.behaviour.stream_chunk_delay = 0
+        openai_env.behaviour.responder = None
+        await ask(pilot, "short one")
+        await wait_for(pilot, lambda: pane._stream is None and pane.conversation[-1]["role"] == "assistant"
+                       and pane.conversation[-1]["content"].endswith("short one"))
+
+
+async def test_copy_and_clear(openai_env):
+    app = ProctorApp(warm_up=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(ChatPane)
+        await pilot.press("ctrl+y")  # nothing to copy yet: a warning, no crash
+        assert app.clipboard == ""
+        await ask(pilot, "copy me")
+        await wait_for(pilot, answered(pane, 1))
+        await pilot.press("ctrl+y")
+        assert app.clipboard == "Answer from gpt-4.1-mini: copy me"
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert pane.conversation == []
+        assert not pane.query(ChatMessage)
+
+
+async def test_switch_model_with_the_picker(openai_env, monkeypatch):
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", openai_env.root)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", TEST_KEY)
+    app = ProctorApp(warm_up=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(ChatPane)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        picker_input = app.screen.query_one("#model-picker-input", Input)
+        picker_input.value = "gpt-5"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "not a model URI" in str(app.screen.query_one("#model-picker-error", Static).render())
+        picker_input.value = "azure:/gpt-4.1-nano"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert pane.model_uri == "azure:/gpt-4.1-nano"
+        await ask(pilot, "which one?")
+        await wait_for(pilot, lambda: pane._stream is None and len(pane.conversation) == 2)
+        assert (openai_env.log[-1].route, openai_env.log[-1].model) == ("azure", "gpt-4.1-nano")
+
+
+async def test_failed_answer_is_shown_and_not_sent_again(openai_env, monkeypatch):
+    monkeypatch.setenv("PROCTOR_MAX_RETRIES", "0")
+    openai_env.behaviour.fail_rate = 1.0
+    openai_env.behaviour.fail_statuses = (500,)
+    app = ProctorApp(warm_up=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(ChatPane)
+        await ask(pilot, "boom")
+        await wait_for(pilot, lambda: status(pane) == "failed")
+        assert pane._reply.has_class("failed")
+        assert pane.conversation == []
+
+
+async def test_local_model_is_labelled_a_demo():
+    app = ProctorApp(warm_up=False)
+    async with app.run_test(size=(80, 24)):
+        label = str(app.query_one("#chat-model", Static).render())
+        assert "local:/smollm2" in label and "tiny demo model" in label
+
+
+@pytest.mark.parametrize(("key", "pane"), [("f3", "grade"), ("f4", "evaluate"), ("f5", "runs"), ("f2", "chat")])
+async def test_function_keys_switch_panes(key, pane):
+    app = ProctorApp(warm_up=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5" if key == "f2" else key)
+        await pilot.press(key)
+        await pilot.pause()
+        assert app.query_one("#panes", TabbedContent).active == pane
+
+
+def test_chat_snapshot_80x24(snap_compare, openai_env):
+    answer = "MLOps is the practice of running **machine learning** in production."
+    openai_env.behaviour.responder = lambda body, info: answer
+
+    async def run_before(pilot) -> None:
+        pane = pilot.app.query_one(ChatPane)
+        await ask(pilot, "What is MLOps?")
+        await wait_for(pilot, lambda: pane._stream is None and len(pane.conversation) == 2)
+        pane.query_one("#chat-status", Static).update("0.1 s · 10 tokens")  # timings vary from run to run
+        await pilot.pause()
+
+    assert snap_compare(ProctorApp(warm_up=False), terminal_size=(80, 24), run_before=run_before)
