@@ -54,15 +54,18 @@ def _log_traced_run() -> str:
     """A run without results.csv whose rows live only as traces with judge assessments (what genai.evaluate logs)."""
     import mlflow
     from mlflow.entities import AssessmentSource, AssessmentSourceType
+    from mlflow.tracking import MlflowClient
 
-    mlflow.set_experiment("traced")
+    # An explicit experiment id, not set_experiment: the active experiment is process-wide state.
+    experiment_id = MlflowClient().create_experiment("traced")
     judge = AssessmentSource(source_type=AssessmentSourceType.LLM_JUDGE, source_id="openai:/gpt-4.1-mini")
-    with mlflow.start_run(run_name="traced-model") as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name="traced-model") as run:
         for (question, reference), verdict in zip(QUESTIONS[:2], ("yes", "no"), strict=True):
             with mlflow.start_span(name="predict") as span:
                 span.set_inputs({"question": question})
                 span.set_outputs({"response": f"answer to {question}"})
                 trace_id = span.trace_id
+            mlflow.flush_trace_async_logging()  # traces are exported in the background; assess it once stored
             mlflow.log_expectation(trace_id=trace_id, name="expected_response", value=reference)
             mlflow.log_feedback(trace_id=trace_id, name="correctness", value=verdict, source=judge,
                                 rationale=f"judged {verdict}")

@@ -1,0 +1,601 @@
+"""Evaluation runs read back from MLflow: list them, open one, compare two, and gate CI on a regression.
+
+Everything here reads what `proctor evaluate` logs (see the shared contract in core/evaluation.py): params such as
+`model_uri` and `judge`, tags `proctor.*`, metrics such as `accuracy` and `correctness/mean`, and the per-row table
+`results/results.csv`. Runs logged by other tools are listed too; what they lack is shown as blank.
+
+A run is named by its full id, a unique prefix of its id, or its run name (the latest run of that name wins).
+Every bad reference is a one-line `InputError`.
+
+mlflow is imported inside the functions (about 3 s): importing this module stays cheap, so the app can import it
+on the UI thread and call it from a worker.
+
+Direction of metrics (used by `--fail-if-worse` and to mark the better run): lower is better for latencies
+(`latency*`), counts of failures (`*errors`, `*error*`) and token counts (`*_tokens`); higher is better for everything
+else (`accuracy`, `<scorer>/mean`, `judge_human_agreement`, `judge_human_kappa`, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from core.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_EXPERIMENT = "proctor"
+RESULTS_ARTIFACT = "results/results.csv"
+
+# The metrics a listing shows, in this order, with short column titles.
+MAIN_METRICS: dict[str, str] = {
+    "accuracy": "ACCURACY",
+    "correctness/mean": "CORRECT",
+    "exact_match/mean": "EXACT",
+    "contains_reference/mean": "CONTAINS",
+    "latency_mean_s": "LAT_S",
+    "judge_errors": "J_ERR",
+    "answer_errors": "A_ERR",
+}
+
+_HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+_TRUE = {"correct", "true", "yes", "1", "1.0", "pass", "right", "y"}
+_FALSE = {"incorrect", "false", "no", "0", "0.0", "fail", "wrong", "n"}
+
+
+def experiment_name(name: str | None = None) -> str:
+    """The experiment to read: `name`, else PROCTOR_EXPERIMENT, else "proctor" (the same rule as evaluate)."""
+    return (name or os.environ.get("PROCTOR_EXPERIMENT", "").strip() or DEFAULT_EXPERIMENT).strip()
+
+
+def lower_is_better(metric: str) -> bool:
+    """True for latencies, error counts and token counts; False (higher is better) for every other metric."""
+    name = metric.lower()
+    return "latency" in name or "error" in name or name.endswith("_tokens")
+
+
+@dataclass
+class RunInfo:
+    """One run as a listing shows it. `start_time` is local time; `rows` comes from the `rows` metric or param."""
+
+    run_id: str
+    name: str
+    experiment: str
+    start_time: datetime | None
+    status: str
+    model: str
+    judge: str
+    rows: int | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return self.run_id[:8]
+
+    @property
+    def date(self) -> str:
+        return self.start_time.strftime("%Y-%m-%d %H:%M") if self.start_time else ""
+
+    @property
+    def main_metrics(self) -> dict[str, float]:
+        return {name: self.metrics[name] for name in MAIN_METRICS if name in self.metrics}
+
+    @property
+    def dataset(self) -> str:
+        return self.params.get("dataset_name") or self.tags.get("proctor.dataset", "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the start time as ISO 8601, metrics as numbers (NaN as null)."""
+        data = asdict(self)
+        data["start_time"] = self.start_time.isoformat() if self.start_time else None
+        data["metrics"] = {k: _json_number(v) for k, v in self.metrics.items()}
+        data["main_metrics"] = {k: _json_number(v) for k, v in self.main_metrics.items()}
+        return data
+
+
+@dataclass
+class RunDetail:
+    """One run opened: its summary plus the per-row results (`results` is empty when nothing was logged).
+
+    `results_source` says where the rows came from: "artifact" (results/results.csv), "traces" (the judge's
+    assessments on MLflow traces, when the artifact is missing) or "" (none found).
+    """
+
+    info: RunInfo
+    results: pd.DataFrame
+    results_source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.info.to_dict()
+        data["results_source"] = self.results_source
+        data["results"] = self.results.fillna("").to_dict(orient="records")
+        return data
+
+
+def _json_number(value: float | None) -> float | None:
+    if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))):
+        return None
+    return value
+
+
+def store_missing() -> bool:
+    """True when the tracking store is a sqlite file that does not exist yet: nothing was ever logged there.
+
+    Checked before touching MLflow, because opening a missing sqlite store creates it (a 9 s migration) just to
+    report that it is empty.
+    """
+    from core.tracking import tracking_uri
+
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return False
+    path = uri[len("sqlite:///"):]
+    return path not in ("", ":memory:") and not os.path.exists(path)
+
+
+def _client():
+    from core.tracking import configure_mlflow
+
+    uri = configure_mlflow()
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _where() -> str:
+    from core.tracking import tracking_uri
+
+    return tracking_uri()
+
+
+def _run_info(run: Any, experiment: str) -> RunInfo:
+    data, info = run.data, run.info
+    params = dict(data.params)
+    tags = dict(data.tags)
+    metrics = {k: float(v) for k, v in data.metrics.items()}
+    rows: int | None = None
+    raw_rows = metrics.get("rows", params.get("dataset_rows"))
+    try:
+        rows = int(float(raw_rows)) if raw_rows not in (None, "") else None
+    except (TypeError, ValueError):
+        rows = None
+    start = datetime.fromtimestamp(info.start_time / 1000) if info.start_time else None
+    return RunInfo(
+        run_id=info.run_id,
+        name=info.run_name or tags.get("mlflow.runName", ""),
+        experiment=experiment,
+        start_time=start,
+        status=info.status,
+        model=params.get("model_uri") or tags.get("proctor.model", ""),
+        judge=params.get("judge") or tags.get("proctor.judge", ""),
+        rows=rows,
+        metrics=metrics,
+        params=params,
+        tags={k: v for k, v in tags.items() if not k.startswith("mlflow.")},
+    )
+
+
+def _search(client: Any, experiment_ids: list[str], names: dict[str, str]) -> list[RunInfo]:
+    from mlflow.entities import ViewType
+
+    found: list[RunInfo] = []
+    token = None
+    while True:
+        page = client.search_runs(experiment_ids, run_view_type=ViewType.ACTIVE_ONLY, max_results=1000,
+                                  order_by=["attributes.start_time DESC"], page_token=token)
+        found.extend(_run_info(run, names.get(run.info.experiment_id, "")) for run in page)
+        token = page.token
+        if not token:
+            return found
+
+
+def list_runs(experiment: str | None = None) -> list[RunInfo]:
+    """The runs of one experiment (default: PROCTOR_EXPERIMENT, else "proctor"), newest first.
+
+    An experiment named explicitly that does not exist is an `InputError`; the default one missing just means no
+    evaluation has been logged yet, so the list is empty.
+    """
+    name = experiment_name(experiment)
+    if store_missing():
+        if experiment:
+            raise InputError(f"no experiment named {name!r} (nothing has been logged yet in {_where()})")
+        return []
+    client = _client()
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        if experiment:
+            known = sorted(e.name for e in client.search_experiments())
+            hint = f" (experiments: {', '.join(known)})" if known else " (no experiments yet)"
+            raise InputError(f"no experiment named {name!r}{hint}")
+        return []
+    return _search(client, [found.experiment_id], {found.experiment_id: found.name})
+
+
+def resolve_run(ref: str, client: Any = None) -> RunInfo:
+    """The run `ref` names: a full run id, a unique id prefix, or a run name (the latest run of that name).
+
+    Searches every active experiment. Raises `InputError` when nothing matches or a prefix is ambiguous.
+    """
+    ref = (ref or "").strip()
+    if not ref:
+        raise InputError("no run given: name a run by id, id prefix or run name (`proctor runs` lists them)")
+    if client is None and store_missing():
+        raise InputError(f"no run matches {ref!r}: nothing has been logged yet in {_where()}")
+    client = client or _client()
+    if _HEX_ID.match(ref.lower()):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = client.get_run(ref.lower())
+        except MlflowException:
+            run = None
+        if run is not None:
+            experiment = client.get_experiment(run.info.experiment_id)
+            return _run_info(run, experiment.name if experiment else "")
+    experiments = client.search_experiments()
+    runs = _search(client, [e.experiment_id for e in experiments], {e.experiment_id: e.name for e in experiments})
+    by_prefix = [r for r in runs if r.run_id.startswith(ref.lower())]
+    if len(by_prefix) == 1:
+        return by_prefix[0]
+    by_name = [r for r in runs if r.name == ref]
+    if by_name:
+        return by_name[0]  # newest first
+    if len(by_prefix) > 1:
+        shown = ", ".join(r.run_id[: max(len(ref) + 4, 12)] for r in by_prefix[:4])
+        raise InputError(f"run {ref!r} is ambiguous: {len(by_prefix)} run ids start with it ({shown}…)")
+    raise InputError(f"no run matches {ref!r}: give a run id, a unique id prefix or a run name "
+                     "(`proctor runs` lists them)")
+
+
+def load_run(ref: str) -> RunDetail:
+    """Open one run: its params, metrics and tags, and its per-row results.
+
+    The rows come from the `results/results.csv` artifact; when a run has none, from the judge's assessments on
+    the run's MLflow traces; otherwise the table is empty.
+    """
+    import pandas as pd
+
+    if store_missing():
+        resolve_run(ref)  # raises the "nothing logged yet" error
+    client = _client()
+    info = resolve_run(ref, client)
+    results = _results_from_artifact(client, info.run_id)
+    if results is not None:
+        return RunDetail(info, results, "artifact")
+    results = _results_from_traces(client, info.run_id)
+    if results is not None:
+        return RunDetail(info, results, "traces")
+    return RunDetail(info, pd.DataFrame(columns=["row", "question", "reference", "llm_answer", "judge_verdict",
+                                                 "judge_rationale"]), "")
+
+
+def _results_from_artifact(client: Any, run_id: str) -> pd.DataFrame | None:
+    from mlflow.exceptions import MlflowException
+
+    from core.csvio import read_table
+
+    folder, _, name = RESULTS_ARTIFACT.rpartition("/")
+    try:
+        listed = {f.path for f in client.list_artifacts(run_id, folder)}
+    except (MlflowException, OSError):
+        return None
+    if RESULTS_ARTIFACT not in listed:
+        return None
+    with tempfile.TemporaryDirectory(prefix="proctor-run-") as tmp:
+        try:
+            local = client.download_artifacts(run_id, RESULTS_ARTIFACT, dst_path=tmp)
+        except (MlflowException, OSError):
+            return None
+        try:
+            frame = read_table(local)
+        except InputError:
+            return None
+    if "row" not in frame.columns:
+        frame.insert(0, "row", [str(i) for i in range(1, len(frame) + 1)])
+    return frame
+
+
+def _loads(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def _first_text(value: Any, keys: tuple[str, ...]) -> str:
+    if isinstance(value, dict):
+        for key in keys:
+            if key in value:
+                return _first_text(value[key], keys)
+        return str(next(iter(value.values()), "")) if len(value) == 1 else json.dumps(value, ensure_ascii=False)
+    return "" if value is None else str(value)
+
+
+def _results_from_traces(client: Any, run_id: str) -> pd.DataFrame | None:
+    """Rebuild a results table from the traces `mlflow.genai.evaluate` logged (one per row, with assessments)."""
+    import mlflow
+    import pandas as pd
+
+    run = client.get_run(run_id)
+    try:
+        traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=run_id, return_type="list")
+    except Exception:  # noqa: BLE001 - traces are a best-effort fallback: any failure means "no rows"
+        return None
+    if not traces:
+        return None
+    traces = sorted(traces, key=lambda t: getattr(t.info, "request_time", 0) or 0)
+    rows = []
+    for number, trace in enumerate(traces, start=1):
+        inputs = _loads(trace.data.request)
+        outputs = _loads(trace.data.response)
+        row = {"row": str(number), "question": _first_text(inputs, ("question", "inputs", "query", "prompt")),
+               "reference": "", "llm_answer": _first_text(outputs, ("response", "outputs", "answer")),
+               "judge_verdict": "", "judge_rationale": "", "judge_error": ""}
+        for assessment in trace.info.assessments or []:
+            value = getattr(assessment, "value", None)
+            if assessment.name in ("expected_response", "expected_facts"):
+                row["reference"] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            elif assessment.name == "correctness":
+                verdict = parse_verdict(value)
+                row["judge_verdict"] = "" if verdict is None else ("correct" if verdict else "incorrect")
+                row["judge_rationale"] = assessment.rationale or ""
+                error = getattr(assessment, "error", None)
+                row["judge_error"] = (getattr(error, "error_message", None) or "") if error else ""
+        rows.append(row)
+    return pd.DataFrame(rows, dtype=str)
+
+
+def parse_verdict(value: Any) -> bool | None:
+    """`correct`/`yes`/`true`/1 -> True, `incorrect`/`no`/`false`/0 -> False, anything else (empty) -> None."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if value is not None else ""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    return None
+
+
+# -- comparison
+
+@dataclass
+class MetricDelta:
+    """One metric in both runs. `delta` is B - A; `better` is "a", "b" or "" (equal, or missing in one run)."""
+
+    name: str
+    a: float | None
+    b: float | None
+    delta: float | None
+    better: str
+    lower_is_better: bool
+
+
+@dataclass
+class RowDiff:
+    """One question both runs answered, with different verdicts."""
+
+    question: str
+    reference: str
+    row_a: str
+    row_b: str
+    answer_a: str
+    answer_b: str
+    verdict_a: str
+    verdict_b: str
+    rationale_a: str
+    rationale_b: str
+
+
+@dataclass
+class Comparison:
+    """Run B against run A (A is the baseline). `basis` names the verdict column the rows were compared on."""
+
+    a: RunInfo
+    b: RunInfo
+    metrics: list[MetricDelta]
+    a_right_b_wrong: list[RowDiff]
+    b_right_a_wrong: list[RowDiff]
+    matched_rows: int
+    unmatched_a: int
+    unmatched_b: int
+    basis: str
+    warnings: list[str]
+
+    def metric(self, name: str) -> MetricDelta | None:
+        return next((m for m in self.metrics if m.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.a.to_dict(), "b": self.b.to_dict(),
+            "metrics": [{**asdict(m), "a": _json_number(m.a), "b": _json_number(m.b),
+                         "delta": _json_number(m.delta)} for m in self.metrics],
+            "a_right_b_wrong": [asdict(r) for r in self.a_right_b_wrong],
+            "b_right_a_wrong": [asdict(r) for r in self.b_right_a_wrong],
+            "matched_rows": self.matched_rows, "unmatched_a": self.unmatched_a, "unmatched_b": self.unmatched_b,
+            "basis": self.basis, "warnings": list(self.warnings),
+        }
+
+
+def _metric_order(names: set[str]) -> list[str]:
+    first = [n for n in MAIN_METRICS if n in names]
+    return first + sorted(names - set(first))
+
+
+def _metric_deltas(a: RunInfo, b: RunInfo) -> list[MetricDelta]:
+    deltas = []
+    for name in _metric_order(set(a.metrics) | set(b.metrics)):
+        va, vb = a.metrics.get(name), b.metrics.get(name)
+        delta = vb - va if va is not None and vb is not None else None
+        low = lower_is_better(name)
+        better = ""
+        if delta is not None and not math.isnan(delta) and abs(delta) > 1e-12:
+            better = ("a" if delta > 0 else "b") if low else ("b" if delta > 0 else "a")
+        deltas.append(MetricDelta(name, va, vb, delta, better, low))
+    return deltas
+
+
+def _verdict_column(frame: pd.DataFrame) -> str | None:
+    """The column that says right or wrong: the judge's, else a human's, else contains/exact match."""
+    for column in ("judge_verdict", "human_verdict", "contains_reference", "exact_match"):
+        if column in frame.columns and frame[column].map(parse_verdict).notna().any():
+            return column
+    return None
+
+
+def _keyed_rows(frame: pd.DataFrame) -> dict[tuple[str, int], dict[str, str]]:
+    # Rows are matched on the question text; a question asked twice is matched in row order (its occurrence).
+    seen: dict[str, int] = defaultdict(int)
+    keyed = {}
+    for record in frame.fillna("").astype(str).to_dict(orient="records"):
+        text = " ".join(record.get("question", "").split()).casefold()
+        keyed[(text, seen[text])] = record
+        seen[text] += 1
+    return keyed
+
+
+def compare_runs(ref_a: str, ref_b: str) -> Comparison:
+    """Compare run B with run A: metrics side by side (delta = B - A), and the questions whose verdicts differ.
+
+    Rows are matched by question text (repeated questions in row order). Warnings say when the two runs were
+    judged by different judges, on different datasets, or are the same run.
+    """
+    detail_a, detail_b = load_run(ref_a), load_run(ref_b)
+    a, b = detail_a.info, detail_b.info
+    warnings: list[str] = []
+    if a.run_id == b.run_id:
+        warnings.append("both references name the same run")
+    if a.judge != b.judge:
+        warnings.append(f"the runs were judged by different judges ({a.judge or 'none'} vs {b.judge or 'none'}): "
+                        "their verdicts may not be comparable")
+    hash_a, hash_b = a.params.get("dataset_hash", ""), b.params.get("dataset_hash", "")
+    if hash_a and hash_b and hash_a != hash_b:
+        warnings.append(f"the runs used different datasets (hash {hash_a[:12]} vs {hash_b[:12]})")
+
+    column_a, column_b = _verdict_column(detail_a.results), _verdict_column(detail_b.results)
+    keyed_a, keyed_b = _keyed_rows(detail_a.results), _keyed_rows(detail_b.results)
+    common = [key for key in keyed_a if key in keyed_b]
+    a_only: list[RowDiff] = []
+    b_only: list[RowDiff] = []
+    if column_a and column_b:
+        if column_a != column_b:
+            warnings.append(f"verdicts compared on different columns ({column_a} vs {column_b})")
+        for key in common:
+            ra, rb = keyed_a[key], keyed_b[key]
+            va, vb = parse_verdict(ra.get(column_a)), parse_verdict(rb.get(column_b))
+            if va is None or vb is None or va == vb:
+                continue
+            diff = RowDiff(
+                question=ra.get("question", ""), reference=ra.get("reference", "") or rb.get("reference", ""),
+                row_a=ra.get("row", ""), row_b=rb.get("row", ""),
+                answer_a=ra.get("llm_answer", ""), answer_b=rb.get("llm_answer", ""),
+                verdict_a=ra.get(column_a, ""), verdict_b=rb.get(column_b, ""),
+                rationale_a=ra.get("judge_rationale", ""), rationale_b=rb.get("judge_rationale", ""),
+            )
+            (a_only if va else b_only).append(diff)
+    elif len(detail_a.results) or len(detail_b.results):
+        warnings.append("no verdicts to compare row by row (no judge, human or match column in both runs)")
+    if not len(detail_a.results) and not len(detail_b.results):
+        warnings.append("neither run has per-row results")
+    unmatched_a, unmatched_b = len(keyed_a) - len(common), len(keyed_b) - len(common)
+    if common and (unmatched_a or unmatched_b):
+        warnings.append(f"{unmatched_a} question(s) only in A and {unmatched_b} only in B were not compared")
+    basis = column_a if column_a == column_b else f"{column_a or '-'}/{column_b or '-'}"
+    return Comparison(a, b, _metric_deltas(a, b), a_only, b_only, len(common), unmatched_a, unmatched_b,
+                      basis or "", warnings)
+
+
+# -- CI gate
+
+@dataclass(frozen=True)
+class FailIfWorse:
+    """`--fail-if-worse METRIC:TOLERANCE`: B may be worse than A on METRIC by at most TOLERANCE (absolute)."""
+
+    metric: str
+    tolerance: float
+
+
+def parse_fail_if_worse(text: str) -> FailIfWorse:
+    """`"accuracy:0.02"` -> FailIfWorse("accuracy", 0.02). Metric names may hold `/` (`correctness/mean:0`)."""
+    metric, sep, raw = (text or "").strip().rpartition(":")
+    metric = metric.strip()
+    if not sep or not metric or not raw.strip():
+        raise InputError(f"--fail-if-worse wants METRIC:TOLERANCE (e.g. accuracy:0.02), not {text!r}")
+    try:
+        tolerance = float(raw)
+    except ValueError:
+        raise InputError(f"--fail-if-worse tolerance must be a number, not {raw.strip()!r}") from None
+    if tolerance < 0 or math.isnan(tolerance) or math.isinf(tolerance):
+        raise InputError(f"--fail-if-worse tolerance must be zero or more, not {raw.strip()!r}")
+    return FailIfWorse(metric, tolerance)
+
+
+def check_fail_if_worse(comparison: Comparison, rules: list[FailIfWorse]) -> list[str]:
+    """One message per regression (B worse than A by more than the tolerance); empty when B is good enough.
+
+    Raises `InputError` when a run lacks the metric: a gate on a metric that is not there must not pass silently.
+    """
+    failures = []
+    for rule in rules:
+        found = comparison.metric(rule.metric)
+        if found is None or found.a is None or found.b is None:
+            missing = [label for label, run, value in (("A", comparison.a, found and found.a),
+                                                       ("B", comparison.b, found and found.b)) if value is None]
+            known = ", ".join(_metric_order(set(comparison.a.metrics) | set(comparison.b.metrics))) or "none"
+            raise InputError(f"metric {rule.metric!r} is not logged in run {' and '.join(missing)} "
+                             f"(metrics: {known})")
+        worse_by = (found.b - found.a) if found.lower_is_better else (found.a - found.b)
+        if worse_by > rule.tolerance + 1e-12:
+            direction = "lower" if found.lower_is_better else "higher"
+            failures.append(f"{rule.metric} got worse by {worse_by:.4g}: {found.a:.4g} -> {found.b:.4g} "
+                            f"(tolerance {rule.tolerance:g}; {direction} is better)")
+    return failures
+
+
+# -- plain text output (the CLI's tables; no dependency)
+
+def text_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    """An aligned plain-text table; columns whose index is in `right` are right-aligned (numbers)."""
+    right = right or set()
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(cells: list[str]) -> str:
+        parts = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers)] + [line(r) for r in rows])
+
+
+def format_metric(value: float | None, name: str = "") -> str:
+    """A metric as a short string: counts as integers, rates with 3 decimals, blank when missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if float(value).is_integer() and ("errors" in name or name in ("rows",) or name.endswith("_tokens")):
+        return str(int(value))
+    return f"{value:.3f}"
+
+
+def format_delta(value: float | None, name: str = "") -> str:
+    """B - A with its sign; counts as whole numbers, "0" when equal, blank when a run lacks the metric."""
+    if value is None or math.isnan(value):
+        return ""
+    if abs(value) <= 1e-12:
+        return "0"
+    if float(value).is_integer() and ("errors" in name or name == "rows" or name.endswith("_tokens")):
+        return f"{int(value):+d}"
+    return f"{value:+.3f}"

@@ -1,0 +1,103 @@
+"""Evaluation runs logged the way `proctor evaluate` logs them (the shared contract), with the MLflow client only.
+
+The runs/compare tests build their store with these helpers, so that they do not depend on the evaluate code:
+params, `proctor.*` tags, metrics and a `results/results.csv` artifact, exactly as the contract lists them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+QUESTIONS = [
+    ("What is the capital of France?", "Paris"),
+    ("How many legs has a spider?", "8"),
+    ("Who wrote Hamlet?", "William Shakespeare"),
+    ("What is 7 x 6?", "42"),
+    ("Which planet is largest?", "Jupiter"),
+]
+DATASET_HASH = hashlib.sha256("\n".join(q for q, _ in QUESTIONS).encode()).hexdigest()
+
+
+@dataclass
+class Row:
+    verdict: str  # correct | incorrect | "" (judge failed)
+    answer: str
+    rationale: str = ""
+
+
+def use_store(folder: Path) -> str:
+    """Point MLFLOW_TRACKING_URI at a sqlite store in `folder`; return the URI."""
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    return uri
+
+
+def log_contract_run(folder: Path, model_name: str, rows: list[Row], judge: str = "openai:/gpt-4.1-mini",
+                     experiment: str = "proctor", dataset_hash: str = DATASET_HASH, with_results: bool = True,
+                     extra_metrics: dict[str, float] | None = None,
+                     questions: list[tuple[str, str]] | None = None) -> str:
+    """Log one evaluation run per the contract (run name = model name); return its run id."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from core.csvio import write_csv_atomic
+
+    client = MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    # An explicit artifact location keeps artifacts in the test's folder, whatever the current directory is.
+    experiment_id = found.experiment_id if found else client.create_experiment(
+        experiment, artifact_location=(folder / "mlruns" / experiment).as_uri())
+    model_uri = f"openai:/{model_name}"
+    frame = pd.DataFrame([{
+        "row": str(i), "question": q, "reference": ref, "llm_answer": r.answer, "model": model_uri,
+        "judge_verdict": r.verdict, "judge_rationale": r.rationale or f"The answer {r.answer!r} vs {ref!r}.",
+        "judge_error": "" if r.verdict else "judge timed out", "exact_match": str(r.answer == ref),
+        "contains_reference": str(ref.lower() in r.answer.lower()), "latency_s": "0.100", "answer_error": "",
+    } for i, ((q, ref), r) in enumerate(zip(questions or QUESTIONS, rows, strict=True), start=1)])
+    correct = sum(r.verdict == "correct" for r in rows)
+    judged = [r for r in rows if r.verdict]
+    metrics = {
+        "accuracy": correct / len(rows),
+        "correctness/mean": correct / len(judged) if judged else 0.0,
+        "exact_match/mean": float((frame["exact_match"] == "True").mean()),
+        "contains_reference/mean": float((frame["contains_reference"] == "True").mean()),
+        "judge_errors": float(len(rows) - len(judged)), "answer_errors": 0.0, "rows": float(len(rows)),
+        "latency_mean_s": 0.1, "latency_p95_s": 0.12, "prompt_tokens": 100.0, "completion_tokens": 40.0,
+        **(extra_metrics or {}),
+    }
+    with mlflow.start_run(experiment_id=experiment_id, run_name=model_name) as run:
+        mlflow.log_params({
+            "model_uri": model_uri, "provider": "openai", "model_name": model_name, "temperature": "0.0",
+            "system_prompt": "", "judge": judge, "scorers": "correctness,exact_match,contains_reference",
+            "dataset_name": "course.csv", "dataset_rows": str(len(rows)), "dataset_hash": dataset_hash,
+            "judge_timeout_s": "60",
+        })
+        mlflow.set_tags({"proctor.kind": "evaluation", "proctor.model": model_uri, "proctor.judge": judge,
+                         "proctor.dataset": "course.csv", "proctor.version": "0.1.0"})
+        mlflow.log_metrics(metrics)
+        if with_results:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "results.csv"
+                write_csv_atomic(frame, path)
+                mlflow.log_artifact(str(path), artifact_path="results")
+                inputs = Path(tmp) / "course.csv"
+                write_csv_atomic(pd.DataFrame(questions or QUESTIONS, columns=["question", "answer"]), inputs)
+                mlflow.log_artifact(str(inputs), artifact_path="inputs")
+        run_id = run.info.run_id
+    time.sleep(0.01)  # distinct start times, so "latest of that name" is well defined
+    return run_id
+
+
+# Two models on the same five questions, one judge: A is right on Q2 where B is wrong, B is right on Q4 and Q5.
+NANO = [Row("correct", "Paris"), Row("correct", "8"), Row("correct", "William Shakespeare"),
+        Row("incorrect", "48"), Row("", "Jupiter")]
+MINI = [Row("correct", "Paris"), Row("incorrect", "6", "A spider has eight legs, not six."),
+        Row("correct", "Shakespeare"), Row("correct", "42"), Row("correct", "Jupiter")]
