@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import fake_server  # noqa: E402
 
 from core.config import Settings, resolve_model  # noqa: E402
-from core.llm import CallOptions, Engine  # noqa: E402
+from core.llm import CallOptions, Engine, warm_up  # noqa: E402
 
 
 def main() -> None:
@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--fail-rate", type=float, default=0.0)
     args = parser.parse_args()
 
+    warm_up()  # the openai import (about 2 s) is start-up, paid once per process, not throughput
     with fake_server(args.latency, args.fail_rate) as root:
         settings = Settings(openai_api_key="bench", openai_base_url=f"{root}/v1")
         spec = resolve_model("openai:/bench", settings)

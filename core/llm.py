@@ -250,7 +250,10 @@ class Engine:
             answer.attempts = attempt + 1
             started = time.perf_counter()
             try:
-                completion = await asyncio.wait_for(client.chat.completions.create(**args), opts.timeout)
+                # asyncio.timeout bounds the whole request (a server that trickles bytes never trips a read
+                # timeout) without the extra task that wait_for creates for every request.
+                async with asyncio.timeout(opts.timeout):
+                    completion = await client.chat.completions.create(**args)
                 _parse_completion(answer, completion)
                 answer.latency_s = time.perf_counter() - started
                 answer.error = ""
