@@ -497,7 +497,8 @@ def format_stats(stats: GradingStats, name: str) -> str:
     if stats.has_judge:
         kappa = "—" if stats.judge_kappa is None else f"{stats.judge_kappa:.3f}"
         lines.append(f"judge       agreement {pct(stats.judge_agreement)} on {stats.judge_compared} rows, "
-                     f"Cohen's kappa {kappa}, {len(stats.disagreements)} disagreements")
+                     f"Cohen's kappa {kappa}, {len(stats.disagreements)} disagreement"
+                     f"{'' if len(stats.disagreements) == 1 else 's'}")
         if stats.disagreements:
             shown = ", ".join(str(r + 1) for r in stats.disagreements[:20])
             more = " …" if len(stats.disagreements) > 20 else ""

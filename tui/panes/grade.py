@@ -1,20 +1,619 @@
-"""The Grade pane (placeholder until issue 4 fills it)."""
+"""The Grade pane: grade an answers CSV by hand, one row at a time, keyboard only.
+
+Keys: y correct, n incorrect (both save, then move on), s skip, u undo, e note, j/k and arrows move, g next
+ungraded, b blind, t table, d disagreements with the judge, r reload, o open, ? help, q quit.
+
+All logic is in core.grading.GradingSession; this pane shows what it returns. Saving runs in a thread worker (an
+fsync can be slow on a real disk) and the next row is shown only once the worker reports the verdict saved; keys
+pressed meanwhile wait in a queue and run in order, so a fast grader never grades the wrong row.
+"""
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import Static
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from tui.widgets.grade_screens import CsvPicker, GradeHelpScreen, NoteScreen, OpenCsvScreen
+
+VERDICT_MARKS = {"correct": ("✓ correct", "green"), "incorrect": ("✗ incorrect", "red"), "": ("— not graded", "dim")}
 
 
-class GradePane(Vertical):
-    """Placeholder: says which issue brings this pane."""
+@dataclass
+class _Change:
+    """A change waiting to be saved: what, on which row, and the question it had (to recognise it on reload)."""
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__()
+    kind: str  # "verdict", "note" or "undo"
+    row: int
+    value: str | None
+    question: str
+    advance: bool = False
+
+
+def _pct(x: float | None) -> str:
+    # Whole percents: the intervals are wide enough that a decimal would be noise, and the line fits 80 columns.
+    return "—" if x is None else f"{100 * x:.0f}%"
+
+
+class GradePane(Vertical, can_focus=True):
+    """Grade an answers CSV. `path` opens it at once; `blind` starts in blind mode."""
+
+    BINDINGS = [
+        Binding("y", "verdict('correct')", "Correct", id="grade.correct"),
+        Binding("n", "verdict('incorrect')", "Incorrect", id="grade.incorrect"),
+        Binding("s", "skip", "Skip", id="grade.skip"),
+        Binding("u", "undo", "Undo", id="grade.undo"),
+        Binding("e", "note", "Note", id="grade.note"),
+        # Help and quit before the rest: at 80 columns the footer has room for about this much.
+        Binding("question_mark", "help", "Help", id="grade.help"),
+        Binding("q", "quit", "Quit", id="grade.quit"),
+        Binding("j,down", "move(1)", "Next", show=False, id="grade.next"),
+        Binding("k,up", "move(-1)", "Previous", show=False, id="grade.previous"),
+        Binding("g", "next_ungraded", "Ungraded", id="grade.ungraded"),
+        Binding("b", "blind", "Blind", id="grade.blind"),
+        Binding("t", "table", "Table", id="grade.table"),
+        Binding("d", "disagreements", "Disagree", id="grade.disagreements"),
+        Binding("pagedown", "scroll_answer(1)", "Scroll down", show=False, id="grade.scroll_down"),
+        Binding("pageup", "scroll_answer(-1)", "Scroll up", show=False, id="grade.scroll_up"),
+        Binding("r", "reload", "Reload", show=False, id="grade.reload"),
+        Binding("o", "open", "Open", show=False, id="grade.open"),
+    ]
+
+    @dataclass
+    class FileOpened(Message):
+        session: object  # core.grading.GradingSession
+
+    @dataclass
+    class FileFailed(Message):
+        error: str
+
+    @dataclass
+    class ChangeSaved(Message):
+        change: _Change
+        row: int | None  # the row the change was on (for undo: the row it put back)
+
+    @dataclass
+    class ChangeBlocked(Message):
+        change: _Change | None
+        error: str
+
+    @dataclass
+    class ChangeFailed(Message):
+        change: _Change
+        error: str
+
+    @dataclass
+    class FileReloaded(Message):
+        session: object
+        pending: _Change | None
+        reapplied: bool
+        error: str | None = None
+
+    def __init__(self, path: str | None = None, blind: bool = False) -> None:
+        super().__init__(id="grade-pane")
+        self.initial_path = path
+        self.session = None
+        self.current: int | None = None
+        self.blind = blind
+        self.table_mode = False
+        self.disagreement_mode = False
+        self.saving = False
+        self.blocked: _Change | None = None  # a change refused because the file changed on disk
+        self.changed_on_disk = False
+        self._queued: deque[tuple[Callable[..., object], tuple[object, ...]]] = deque()
+        self._table_built = False
 
     def compose(self) -> ComposeResult:
-        yield Static("The Grade pane is not built yet (issue 4).", classes="muted")
+        with Vertical(id="grade-open"):
+            yield CsvPicker(id="grade-picker")
+        with Vertical(id="grade-view"):
+            yield Static("", id="grade-position")
+            yield Static("", id="grade-stats")
+            yield Static("", id="grade-banner")
+            with Vertical(id="grade-single"):
+                yield Static("", id="grade-question")
+                yield Static("", id="grade-reference")
+                with VerticalScroll(id="grade-answer-box"):
+                    yield Static("", id="grade-answer")
+                yield Static("", id="grade-verdict")
+            yield DataTable(id="grade-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#grade-view").display = False
+        self.query_one("#grade-table").display = False
+        self.query_one("#grade-banner").display = False
+        if self.initial_path:
+            self.open_file(self.initial_path)
+        # Notice a spreadsheet saving the file while it is open, not only when the next verdict is refused.
+        self.set_interval(2.0, self._check_disk)
 
     def focus_default(self) -> None:
-        pass
+        if self.session is None:
+            self.query_one(CsvPicker).focus_default()
+        elif self.table_mode:
+            self.query_one(DataTable).focus()
+        else:
+            self.focus()
+
+    # -- opening
+
+    def open_file(self, path: str) -> None:
+        """Open `path` (an answers CSV) in the pane; errors show in the pane, never as a traceback."""
+        self.load(str(path))
+
+    @work(thread=True, exclusive=True, group="grade-load")
+    def load(self, path: str) -> None:
+        from core.errors import ProctorError
+        from core.grading import GradingSession
+
+        try:
+            self.post_message(self.FileOpened(GradingSession(path)))
+        except ProctorError as error:
+            self.post_message(self.FileFailed(str(error)))
+        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
+            self.post_message(self.FileFailed(f"{type(error).__name__}: {error}"))
+
+    def on_grade_pane_file_opened(self, message: FileOpened) -> None:
+        session = message.session
+        self.session = session
+        self.blocked = None
+        self.changed_on_disk = False
+        self.disagreement_mode = False
+        self._queued.clear()
+        self._table_built = False
+        self.query_one("#grade-open").display = False
+        self.query_one("#grade-view").display = True
+        self._set_table_mode(False)
+        first = session.next_ungraded()
+        self.current = first if first is not None else session.order[0] if session.order else None
+        self._render_all()
+        self.focus_default()
+
+    def on_grade_pane_file_failed(self, message: FileFailed) -> None:
+        if self.session is None:
+            self.query_one(CsvPicker).show_error(message.error)
+        self.notify(message.error, severity="error", timeout=8)
+
+    def on_csv_picker_picked(self, message: CsvPicker.Picked) -> None:
+        self.open_file(message.path)
+
+    def action_open(self) -> None:
+        def chosen(path: str | None) -> None:
+            if path:
+                self.open_file(path)
+            self.focus_default()
+
+        self.app.push_screen(OpenCsvScreen(), chosen)
+
+    # -- navigation
+
+    def _nav(self) -> list[int]:
+        if self.session is None:
+            return []
+        return self.session.disagreements() if self.disagreement_mode else self.session.order
+
+    def _step(self, current: int | None, step: int) -> int | None:
+        """The row `step` places from `current` among the rows navigated, by grading order; None past the end."""
+        nav = self._nav()
+        if not nav:
+            return None
+        if current in nav:
+            i = nav.index(current) + step
+            return nav[i] if 0 <= i < len(nav) else None
+        # The current row left the list (a disagreement just resolved): go by its place in grading order.
+        place = {row: i for i, row in enumerate(self.session.order)}
+        here = place.get(current, -1)
+        after = [r for r in nav if place[r] > here] if step > 0 else [r for r in reversed(nav) if place[r] < here]
+        return after[0] if after else None
+
+    def _go(self, row: int | None) -> None:
+        self.current = row
+        self._render_row()
+        if self.table_mode and row is not None and self._table_built:
+            table = self.query_one(DataTable)
+            index = table.get_row_index(str(row))
+            if table.cursor_row != index:
+                table.move_cursor(row=index)
+
+    def _deferred(self, action: Callable[..., object], *args: object) -> bool:
+        """Queue `action` while a save is in flight, so keys run in the order pressed. True when queued."""
+        if self.saving:
+            self._queued.append((action, args))
+            return True
+        return False
+
+    def _ready(self) -> bool:
+        if self.session is None:
+            self.notify("Open a CSV first (o).", severity="warning")
+            return False
+        return True
+
+    def action_move(self, step: int) -> None:
+        if self._deferred(self.action_move, step) or not self._ready():
+            return
+        target = self._step(self.current, step)
+        if target is None:
+            self.notify("Last row." if step > 0 else "First row.", timeout=2)
+            return
+        self._go(target)
+
+    def action_skip(self) -> None:
+        self.action_move(1)
+
+    def action_next_ungraded(self) -> None:
+        if self._deferred(self.action_next_ungraded) or not self._ready():
+            return
+        row = self.session.next_ungraded(self.current)
+        if row is None:
+            self.notify("Every row is graded.", timeout=3)
+            return
+        self.disagreement_mode = False
+        self._go(row)
+        self._render_status()
+
+    def action_scroll_answer(self, direction: int) -> None:
+        box = self.query_one("#grade-answer-box", VerticalScroll)
+        box.scroll_page_down() if direction > 0 else box.scroll_page_up()
+
+    # -- changes
+
+    def _submit(self, change: _Change) -> None:
+        if self.blocked is not None:
+            self.notify("The file changed on disk: press r to reload it first.", severity="warning")
+            return
+        self.saving = True
+        self.save(change)
+
+    def action_verdict(self, verdict: str) -> None:
+        if self._deferred(self.action_verdict, verdict) or not self._ready() or self.current is None:
+            return
+        self._submit(_Change("verdict", self.current, verdict, self.session.question(self.current), advance=True))
+
+    def action_undo(self) -> None:
+        if self._deferred(self.action_undo) or not self._ready():
+            return
+        if not self.session.undo_stack:
+            self.notify("Nothing to undo.", timeout=2)
+            return
+        self._submit(_Change("undo", self.session.undo_stack[-1].row, None, ""))
+
+    def action_note(self) -> None:
+        if self._deferred(self.action_note) or not self._ready() or self.current is None:
+            return
+        row = self.current
+
+        def written(note: str | None) -> None:
+            self.focus_default()
+            if note is not None and note != self.session.note(row):
+                self._submit(_Change("note", row, note, self.session.question(row)))
+
+        self.app.push_screen(NoteScreen(self.session.note(row), self._row_label(row)), written)
+
+    @work(thread=True, exclusive=True, group="grade-save")
+    def save(self, change: _Change) -> None:
+        from core.errors import ProctorError
+        from core.grading import FileChangedError
+
+        session = self.session
+        try:
+            if change.kind == "verdict":
+                session.set_verdict(change.row, change.value)
+                row = change.row
+            elif change.kind == "note":
+                session.set_note(change.row, change.value or "")
+                row = change.row
+            else:
+                row = session.undo()
+            self.post_message(self.ChangeSaved(change, row))
+        except FileChangedError as error:
+            self.post_message(self.ChangeBlocked(change, str(error)))
+        except (ProctorError, OSError, ValueError, IndexError) as error:
+            self.post_message(self.ChangeFailed(change, str(error)))
+        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
+            self.post_message(self.ChangeFailed(change, f"{type(error).__name__}: {error}"))
+
+    def on_grade_pane_change_saved(self, message: ChangeSaved) -> None:
+        change = message.change
+        if message.row is not None:
+            self._update_table_row(message.row)
+        if change.kind == "verdict" and change.advance and change.row == self.current:
+            target = self._step(change.row, 1)
+            if target is None:
+                self.notify("Last row graded: g finds any row still ungraded.", timeout=3)
+            self._go(target if target is not None else change.row)
+        elif change.kind == "undo" and message.row is not None:
+            self._go(message.row)
+        else:
+            self._render_row()
+        self._render_status()
+        self._done_saving()
+
+    def on_grade_pane_change_blocked(self, message: ChangeBlocked) -> None:
+        self.blocked = message.change
+        self.changed_on_disk = True
+        self._queued.clear()  # keys pressed after the refusal would act on a file we no longer trust
+        self._render_status()
+        self.saving = False
+
+    def on_grade_pane_change_failed(self, message: ChangeFailed) -> None:
+        self.notify(f"Not saved: {message.error}", severity="error", timeout=8)
+        self._queued.clear()
+        self._render_row()
+        self._render_status()
+        self.saving = False
+
+    def _done_saving(self) -> None:
+        self.saving = False
+        while self._queued and not self.saving:
+            action, args = self._queued.popleft()
+            action(*args)
+
+    # -- change on disk
+
+    def _check_disk(self) -> None:
+        # Never while our own write is in flight: the file is being replaced by us.
+        if self.session is None or self.saving or self.changed_on_disk:
+            return
+        if self.session.changed_on_disk():
+            self.changed_on_disk = True
+            self._render_status()
+
+    def action_reload(self) -> None:
+        if self._deferred(self.action_reload) or not self._ready():
+            return
+        self.saving = True
+        self.reload(self.blocked)
+
+    @work(thread=True, exclusive=True, group="grade-save")
+    def reload(self, pending: _Change | None) -> None:
+        from core.errors import ProctorError
+        from core.grading import GradingSession
+
+        session = self.session
+        try:
+            session.reload()
+        except ProctorError as error:
+            self.post_message(self.FileReloaded(session, pending, False, str(error)))
+            return
+        reapplied = False
+        # Re-apply the refused change only if its row still holds the same question: rows may have moved.
+        if pending is not None and pending.kind != "undo" and pending.row < session.rows and \
+                session.question(pending.row) == pending.question:
+            try:
+                if pending.kind == "verdict":
+                    session.set_verdict(pending.row, pending.value)
+                else:
+                    session.set_note(pending.row, pending.value or "")
+                reapplied = True
+            except ProctorError as error:
+                self.post_message(self.FileReloaded(session, pending, False, str(error)))
+                return
+        assert isinstance(session, GradingSession)
+        self.post_message(self.FileReloaded(session, pending, reapplied))
+
+    def on_grade_pane_file_reloaded(self, message: FileReloaded) -> None:
+        self.saving = False
+        if message.error:
+            self.notify(f"Reload failed: {message.error}", severity="error", timeout=8)
+            return
+        self.blocked = None
+        self.changed_on_disk = False
+        self._table_built = False
+        pending = message.pending
+        if pending is not None and message.reapplied:
+            self.notify(f"Reloaded; your {pending.kind} on {self._row_label(pending.row)} is saved.")
+            if pending.kind == "verdict" and pending.row == self.current:
+                target = self._step(pending.row, 1)
+                self.current = pending.row if target is None else target
+        elif pending is not None:
+            self.notify(f"Reloaded; your {pending.kind} was not saved: the row changed. Grade it again.",
+                        severity="warning", timeout=8)
+        else:
+            self.notify("Reloaded.")
+        if self.current is None or self.current >= self.session.rows:
+            self.current = self.session.next_ungraded()
+        if self.table_mode:
+            self._build_table()
+        self._render_all()
+
+    # -- modes
+
+    def action_blind(self) -> None:
+        if not self._ready():
+            return
+        self.blind = not self.blind
+        if self.blind and self.disagreement_mode:
+            self.disagreement_mode = False
+        self._table_built = False
+        if self.table_mode:
+            self._build_table()
+        self._render_all()
+        self.notify("Blind: model, run and judge hidden." if self.blind else "Blind mode off.", timeout=2)
+
+    def action_disagreements(self) -> None:
+        if self._deferred(self.action_disagreements) or not self._ready():
+            return
+        if self.disagreement_mode:
+            self.disagreement_mode = False
+            self._render_all()
+            return
+        if not self.session.has_judge:
+            self.notify("This file holds no judge verdicts (judge_verdict): run `proctor evaluate` first.",
+                        severity="warning")
+            return
+        if self.blind:
+            self.notify("Disagreements show the judge's verdict: leave blind mode (b) first.", severity="warning")
+            return
+        rows = self.session.disagreements()
+        if not rows:
+            self.notify("You and the judge agree on every row you both graded.")
+            return
+        self.disagreement_mode = True
+        self._go(rows[0])  # step through them from the first, in grading order
+        self._render_status()
+
+    def action_table(self) -> None:
+        if not self._ready():
+            return
+        self._set_table_mode(not self.table_mode)
+        if self.table_mode:
+            if not self._table_built:
+                self._build_table()
+            self._go(self.current)
+        else:
+            self._render_row()
+        self.focus_default()
+
+    def _set_table_mode(self, on_: bool) -> None:
+        self.table_mode = on_
+        self.query_one("#grade-single").display = not on_
+        self.query_one("#grade-table").display = on_
+
+    def action_help(self) -> None:
+        self.app.push_screen(GradeHelpScreen())
+
+    def action_quit(self) -> None:
+        # Every verdict is on disk already; a save in flight finishes first (quitting waits for workers).
+        self.app.exit()
+
+    # -- the table
+
+    def _table_cells(self, row: int) -> list[object]:
+        s = self.session
+        label, style = VERDICT_MARKS[s.verdict(row)]
+        cells: list[object] = [str(row + 1), Text(label, style=style)]
+        if s.has_judge and not self.blind:
+            judge_label, judge_style = VERDICT_MARKS[s.judge(row)]
+            cells.append(Text(judge_label, style=judge_style))
+        cells.append(Text(s.note(row)[:30]))
+        cells.append(Text(" ".join(s.question(row).split())[:200]))
+        return cells
+
+    def _build_table(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        keys = ["row", "verdict"] + (["judge"] if self.session.has_judge and not self.blind else []) + \
+            ["note", "question"]
+        labels = {"row": "Row", "verdict": "You", "judge": "Judge", "note": "Note", "question": "Question"}
+        for key in keys:
+            table.add_column(labels[key], key=key)
+        for row in self.session.order:
+            table.add_row(*self._table_cells(row), key=str(row))
+        self._table_built = True
+
+    def _update_table_row(self, row: int) -> None:
+        if not self._table_built:
+            return
+        table = self.query_one(DataTable)
+        label, style = VERDICT_MARKS[self.session.verdict(row)]
+        table.update_cell(str(row), "verdict", Text(label, style=style))
+        table.update_cell(str(row), "note", Text(self.session.note(row)[:30]))
+
+    @on(DataTable.RowHighlighted, "#grade-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self.current = int(event.row_key.value)
+            self._render_status()
+
+    @on(DataTable.RowSelected, "#grade-table")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.current = int(event.row_key.value)
+        self.action_table()
+
+    # -- showing
+
+    def _row_label(self, row: int) -> str:
+        return f"row {row + 1}"
+
+    def _render_all(self) -> None:
+        self._render_row()
+        self._render_status()
+
+    def _render_status(self) -> None:
+        s = self.session
+        if s is None:
+            return
+        position = Text()
+        position.append(s.path.name, style="bold")
+        if self.current is not None:
+            position.append(f"  row {self.current + 1} of {s.rows}")
+            if s.sample_order is not None and self.current in s.sample_order:
+                position.append(f"  · sample {s.sample_order.index(self.current) + 1} of {len(s.sample_order)}")
+        if self.disagreement_mode:
+            rows = s.disagreements()
+            here = f"{rows.index(self.current) + 1} of " if self.current in rows else ""
+            position.append(f"  · disagreement {here}{len(rows)}", style="bold yellow")
+        if self.blind:
+            position.append("  · BLIND", style="bold magenta")
+        self.query_one("#grade-position", Static).update(position)
+
+        st = s.stats()
+        line = Text()
+        line.append(f"graded {st.graded}/{st.scope}")
+        line.append(f" · correct {_pct(st.interval.share)}")
+        if st.graded:
+            line.append(f" [{_pct(st.interval.low)}–{_pct(st.interval.high)}]", style="dim")
+        if st.whole_file is not None and st.whole_file.share is not None:
+            w = st.whole_file
+            line.append(f" · whole file ≈{_pct(w.share)}")
+            line.append(f" [{_pct(w.low)}–{_pct(w.high)}]", style="dim")
+        if st.has_judge and not self.blind:
+            kappa = "—" if st.judge_kappa is None else f"{st.judge_kappa:.2f}"
+            line.append(f" · judge agrees {_pct(st.judge_agreement)}, κ {kappa}, {len(st.disagreements)} differ")
+        self.query_one("#grade-stats", Static).update(line)
+
+        banner = self.query_one("#grade-banner", Static)
+        if self.blocked is not None or self.changed_on_disk:
+            text = f"{s.path.name} changed on disk since it was opened: nothing is written over it. "
+            text += "r reloads it" + (" and saves your last verdict" if self.blocked else "") + "."
+            banner.update(Text(text))
+            banner.display = True
+        else:
+            banner.display = False
+
+    def _render_row(self) -> None:
+        s = self.session
+        if s is None:
+            return
+        row = self.current
+        question = self.query_one("#grade-question", Static)
+        reference = self.query_one("#grade-reference", Static)
+        answer = self.query_one("#grade-answer", Static)
+        verdict = self.query_one("#grade-verdict", Static)
+        if row is None:
+            question.update(Text("This file has no rows to grade.", style="dim"))
+            for widget in (reference, answer, verdict):
+                widget.update("")
+            return
+        question.update(Text.assemble(("Question  ", "bold"), s.question(row)))
+        reference.update(Text.assemble(("Reference ", "bold"), s.reference(row) or "—"))
+        text = s.answer(row)
+        error = s.cell(row, "error")
+        answer.update(Text(text) if text.strip() else Text(f"(no answer) {error}".strip(), style="italic red"))
+        self.query_one("#grade-answer-box", VerticalScroll).scroll_home(animate=False)
+        label, style = VERDICT_MARKS[s.verdict(row)]
+        line = Text.assemble(("Verdict ", "bold"), (label, style))
+        note = s.note(row)
+        if note:
+            line.append("  · note: ", style="bold")
+            line.append(note)
+        if not self.blind:
+            meta = [(label, s.cell(row, name)) for name, label in (("model", "model"), ("run_id", "run"))
+                    if s.cell(row, name)]
+            if s.has_judge:
+                judge_label, judge_style = VERDICT_MARKS[s.judge(row)]
+                line.append("  · judge ", style="bold")
+                line.append(judge_label.split(" ", 1)[-1] if s.judge(row) else "—", style=judge_style)
+            for name, value in meta:
+                line.append(f"  · {name} ", style="bold")
+                line.append(value)
+        verdict.update(line)
