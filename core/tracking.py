@@ -18,6 +18,7 @@ import contextlib
 import io
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,13 @@ class _ScrubbingWriter(io.TextIOBase):
         return False  # so that MLflow and tqdm write no colour codes or cursor moves into the log
 
 
+def _all_handlers() -> list[logging.Handler]:
+    loggers = [logging.getLogger()] + [
+        logger for logger in list(logging.Logger.manager.loggerDict.values()) if isinstance(logger, logging.Logger)
+    ]
+    return [handler for logger in loggers for handler in logger.handlers]
+
+
 @contextlib.contextmanager
 def captured_output(path: str | os.PathLike[str] | None = None, secrets: list[str] | None = None) -> Iterator[TextIO]:
     """Send stdout, stderr and MLflow's log records to `path` (default `log_path()`) for the duration.
@@ -127,4 +135,9 @@ def captured_output(path: str | os.PathLike[str] | None = None, secrets: list[st
         finally:
             for handler, stream in swapped:
                 handler.setStream(stream)
+            # A handler created while we were capturing (MLflow configures its loggers on first import) took our
+            # file as its stream: hand it the real stderr before the file closes.
+            for handler in _all_handlers():
+                if isinstance(handler, logging.StreamHandler) and handler.stream in (handle, raw):
+                    handler.setStream(sys.stderr)
             handle.flush()
