@@ -1,0 +1,198 @@
+"""`proctor runs`, `proctor compare` and `proctor mlflow-ui`: output, --json, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from runs_support import MINI, NANO, log_contract_run, use_store
+
+from core.mlflow_server import free_port
+from tui.cli import main
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("store")
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    uri = use_store(folder)
+    try:
+        nano = log_contract_run(folder, "gpt-4.1-nano", NANO)
+        mini = log_contract_run(folder, "gpt-4.1-mini", MINI)
+        other = log_contract_run(folder, "gpt-4o", NANO, judge="azure:/gpt-4o", experiment="other")
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+    return {"uri": uri, "folder": str(folder), "nano": nano, "mini": mini, "other": other}
+
+
+@pytest.fixture(autouse=True)
+def _use_store(clean_env: Path, store: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store["uri"])
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_runs_lists_an_aligned_table(capsys: pytest.CaptureFixture[str], store: dict[str, str]) -> None:
+    code, out, err = run_cli(capsys, "runs")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split() == ["DATE", "RUN", "NAME", "MODEL", "JUDGE", "ROWS", "ACCURACY", "CORRECT", "EXACT",
+                                "CONTAINS", "LAT_S", "J_ERR", "A_ERR", "STATUS"]
+    assert len(lines) == 3
+    assert store["mini"][:8] in lines[1] and "gpt-4.1-mini" in lines[1], "newest first"
+    assert re.search(r"openai:/gpt-4\.1-nano\s+openai:/gpt-4\.1-mini\s+5\s+0\.600\s+0\.750", lines[2])
+    assert lines[1].endswith("FINISHED")
+    # Aligned: every column starts at the header's offset.
+    assert lines[1].index(store["mini"][:8]) == lines[0].index("RUN")
+
+
+def test_runs_json_and_experiment(capsys: pytest.CaptureFixture[str], store: dict[str, str]) -> None:
+    code, out, _ = run_cli(capsys, "runs", "--experiment", "other", "--json")
+    assert code == 0
+    [run] = json.loads(out)
+    assert run["run_id"] == store["other"]
+    assert run["judge"] == "azure:/gpt-4o"
+    assert run["rows"] == 5
+    assert run["metrics"]["accuracy"] == pytest.approx(0.6)
+    assert run["params"]["dataset_hash"]
+    assert run["start_time"].startswith("20")
+
+
+def test_runs_unknown_experiment_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "runs", "--experiment", "nope")
+    assert code == 2 and out == ""
+    assert err.startswith("proctor: error: no experiment named 'nope'") and err.count("\n") == 1
+
+
+def test_runs_in_an_empty_folder(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                 clean_env: Path) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    code, out, _ = run_cli(capsys, "runs")
+    assert code == 0
+    assert "No runs in experiment 'proctor' yet" in out
+    assert not (clean_env / "mlflow.db").exists()
+
+
+def test_compare_shows_deltas_and_the_questions_that_differ(capsys: pytest.CaptureFixture[str],
+                                                            store: dict[str, str]) -> None:
+    code, out, err = run_cli(capsys, "compare", "gpt-4.1-nano", store["mini"][:7])
+    assert code == 0, err
+    assert "warning" not in out
+    assert re.search(r"^accuracy\s+0\.600\s+0\.800\s+\+0\.200\s+B$", out, re.M)
+    assert re.search(r"^judge_errors\s+1\s+0\s+-1\s+B$", out, re.M)
+    a_part, b_part = out.split("A right, B wrong (1)")[1].split("B right, A wrong (1)")
+    assert "How many legs has a spider?" in a_part
+    assert "A spider has eight legs, not six." in a_part
+    assert "What is 7 x 6?" in b_part
+    assert "regression" not in out
+
+
+def test_compare_json(capsys: pytest.CaptureFixture[str], store: dict[str, str]) -> None:
+    code, out, _ = run_cli(capsys, "compare", store["nano"], "gpt-4.1-mini", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["a"]["run_id"] == store["nano"] and data["b"]["run_id"] == store["mini"]
+    accuracy = next(m for m in data["metrics"] if m["name"] == "accuracy")
+    assert accuracy["delta"] == pytest.approx(0.2) and accuracy["better"] == "b"
+    assert [d["question"] for d in data["a_right_b_wrong"]] == ["How many legs has a spider?"]
+    assert data["b_right_a_wrong"][0]["rationale_b"]
+    assert data["regressions"] == [] and data["warnings"] == []
+
+
+def test_compare_warns_about_another_judge(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "compare", "gpt-4.1-nano", "gpt-4o")
+    assert code == 0
+    assert "warning: the runs were judged by different judges (openai:/gpt-4.1-mini vs azure:/gpt-4o)" in out
+
+
+def test_fail_if_worse_exits_1_on_a_regression_only(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "compare", "gpt-4.1-mini", "gpt-4.1-nano", "--fail-if-worse", "accuracy:0.02")
+    assert code == 1
+    assert "regression: accuracy got worse by 0.2: 0.8 -> 0.6" in out
+    code, out, _ = run_cli(capsys, "compare", "gpt-4.1-mini", "gpt-4.1-nano", "--fail-if-worse", "accuracy:0.3")
+    assert code == 0
+    code, _, _ = run_cli(capsys, "compare", "gpt-4.1-nano", "gpt-4.1-mini", "--fail-if-worse", "accuracy:0",
+                         "--fail-if-worse", "latency_mean_s:0")
+    assert code == 0, "B is better on accuracy and equal on latency"
+    code, out, _ = run_cli(capsys, "compare", "gpt-4.1-nano", "gpt-4.1-mini", "--json",
+                           "--fail-if-worse", "exact_match/mean:0.1")
+    assert code == 1
+    assert json.loads(out)["regressions"][0].startswith("exact_match/mean got worse by 0.2")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compare", "gpt-4.1-nano", "gpt-9"], "no run matches 'gpt-9'"),
+    (["compare", "gpt-4.1-nano", "gpt-4.1-mini", "--fail-if-worse", "accuracy"], "wants METRIC:TOLERANCE"),
+    (["compare", "gpt-4.1-nano", "gpt-4.1-mini", "--fail-if-worse", "accuracy:x"], "must be a number"),
+    (["compare", "gpt-4.1-nano", "gpt-4.1-mini", "--fail-if-worse", "bleu:0.1"], "metric 'bleu' is not logged"),
+])
+def test_compare_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                 message: str) -> None:
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("proctor: error: ") and message in err and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_mlflow_ui_with_a_tracking_server_just_prints_its_url(capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://mlflow.example.com")
+    code, out, _ = run_cli(capsys, "mlflow-ui")
+    assert code == 0 and "https://mlflow.example.com" in out
+
+
+def test_mlflow_ui_refuses_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        code, _, err = run_cli(capsys, "mlflow-ui", "--port", str(busy.getsockname()[1]))
+    assert code == 2 and "is already in use" in err
+
+
+@pytest.mark.slow
+def test_mlflow_ui_command_serves_until_ctrl_c(store: dict[str, str], clean_env: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"]}
+    process = subprocess.Popen([sys.executable, "-m", "tui.cli", "mlflow-ui", "--port", str(port)], cwd=clean_env,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = process.stdout.readline()
+        assert first.startswith(f"Starting the MLflow UI on http://127.0.0.1:{port}")
+        ready = process.stdout.readline()
+        assert ready.startswith(f"MLflow UI ready at http://127.0.0.1:{port}"), process.stderr.read()
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+            assert response.status == 200
+        assert server_processes(port), "mlflow server and its uvicorn worker run"
+        process.send_signal(signal.SIGINT)
+        rest, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "MLflow UI stopped." in rest
+    assert "Traceback" not in err
+    time.sleep(0.2)
+    assert server_processes(port) == []
+
+
+def server_processes(port: int) -> list[str]:
+    # "[-]-port" keeps pgrep from reading the pattern as an option.
+    return subprocess.run(["pgrep", "-f", f"[-]-port {port}"], capture_output=True, text=True).stdout.split()

@@ -1,0 +1,40 @@
+"""`proctor runs`: the evaluation runs in the tracking store, newest first, as an aligned table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "runs"
+ORDER = 50
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        NAME, help="list evaluation runs: date, model, judge, rows, main metrics, status",
+        description="List the evaluation runs of an experiment, newest first. The store is MLFLOW_TRACKING_URI, "
+                    "else mlflow.db in the current folder.")
+    parser.add_argument("--experiment", "-e", metavar="NAME",
+                        help="experiment to list (default: PROCTOR_EXPERIMENT, else 'proctor')")
+    parser.add_argument("--json", action="store_true", help="print the runs as JSON (every metric and param)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.runs import MAIN_METRICS, experiment_name, format_metric, list_runs, text_table
+
+    runs = list_runs(args.experiment)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in runs], indent=2, ensure_ascii=False))
+        return 0
+    if not runs:
+        print(f"No runs in experiment {experiment_name(args.experiment)!r} yet: `proctor evaluate` logs them.")
+        return 0
+    # Only the metric columns some run has, so that a listing of judge-less runs is not full of blanks.
+    metrics = [m for m in MAIN_METRICS if any(m in r.metrics for r in runs)]
+    headers = ["DATE", "RUN", "NAME", "MODEL", "JUDGE", "ROWS"] + [MAIN_METRICS[m] for m in metrics] + ["STATUS"]
+    rows = [[r.date, r.short_id, r.name, r.model, r.judge, "" if r.rows is None else str(r.rows)]
+            + [format_metric(r.metrics.get(m), m) for m in metrics] + [r.status] for r in runs]
+    right = {5} | set(range(6, 6 + len(metrics)))
+    print(text_table(headers, rows, right))
+    return 0
