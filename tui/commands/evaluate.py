@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_summary(summary) -> None:  # noqa: ANN001 - core.evaluation.EvaluationSummary
-    """The summary table, then where the run is."""
+def summary_rows(summary) -> list[tuple[str, str]]:  # noqa: ANN001 - core.evaluation.EvaluationSummary
+    """The summary table as (label, value) rows: shared by this command and the app's Evaluate pane."""
     m = summary.metrics
     rows = int(m.get("rows", 0))
     lines: list[tuple[str, str]] = [
@@ -131,6 +131,12 @@ def print_summary(summary) -> None:  # noqa: ANN001 - core.evaluation.Evaluation
         lines.append(("human accuracy", _fmt(m.get("human_accuracy"), "pct")))
         lines.append(("judge-human agreement", _fmt(m.get("judge_human_agreement"), "pct")))
         lines.append(("judge-human kappa", _fmt(m.get("judge_human_kappa"))))
+    return lines
+
+
+def print_summary(summary) -> None:  # noqa: ANN001 - core.evaluation.EvaluationSummary
+    """The summary table, then where the run is."""
+    lines = summary_rows(summary)
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         print(f"{key.ljust(width)}  {value}")
