@@ -195,27 +195,35 @@ def _p95(values: list[float]) -> float | None:
 
 
 class _AnswersFile:
-    """The output rows, each kept pre-encoded as a CSV line, saved atomically in batches, backed by a journal."""
+    """The output rows, each kept pre-encoded as a CSV line, saved atomically in batches, backed by a journal.
 
-    def __init__(self, out: Path, header: list[str], inputs: list[list[str]], secrets: list[str]) -> None:
+    A row is its input cells (encoded once), its answer cells (encoded when they change) and, after them, the cells
+    of columns an earlier answers file had beyond the answer columns (a grader's verdicts, say), kept as they were.
+    """
+
+    def __init__(self, out: Path, header: list[str], inputs: list[list[str]], secrets: list[str],
+                 extra_header: list[str] | None = None) -> None:
         self.out = out
         self.journal = journal_path(out)
-        self.header_line = csv_line(header + ANSWER_COLUMNS)
-        self.inputs = inputs
-        self.prefix = [csv_line(row)[:-2] for row in inputs]  # input cells, neutralised once (no CRLF)
+        self.extra_header = list(extra_header or [])
+        self.header_line = csv_line(header + ANSWER_COLUMNS + self.extra_header)
+        self.prefix = [csv_line(row)[:-2] + "," for row in inputs]  # input cells, neutralised once
+        blank_extras = "," + csv_line([""] * len(self.extra_header))[:-2] if self.extra_header else ""
+        self.suffix = [blank_extras] * len(inputs)
         self.answers: list[list[str]] = [[""] * len(ANSWER_COLUMNS) for _ in inputs]
-        self.lines = [p + "," + csv_line(a) if p else csv_line(a) for p, a in zip(self.prefix, self.answers,
-                                                                                      strict=True)]
+        blank = csv_line(self.answers[0] if inputs else [])[:-2]
+        self.lines = [f"{p}{blank}{x}\r\n" for p, x in zip(self.prefix, self.suffix, strict=True)]
         self.secrets = [s for s in secrets if s]
         self.dirty = False
         self.save_interval = SAVE_INTERVAL_S
         self.last_save = 0.0
         self._journal_handle: Any = None
 
-    def set(self, row: int, values: list[str]) -> None:
+    def set(self, row: int, values: list[str], extras: list[str] | None = None) -> None:
         self.answers[row] = values
-        encoded = csv_line(values)
-        self.lines[row] = self.prefix[row] + "," + encoded if self.prefix[row] else encoded
+        if extras is not None and self.extra_header:
+            self.suffix[row] = "," + csv_line(extras)[:-2]
+        self.lines[row] = f"{self.prefix[row]}{csv_line(values)[:-2]}{self.suffix[row]}\r\n"
         self.dirty = True
 
     def scrub(self, text: str) -> str:
@@ -255,25 +263,36 @@ class _AnswersFile:
                 pass
 
 
-def _previous_answers(out: Path, journal: Path) -> tuple[list[tuple[str, list[str]]], bool]:
-    """(question, answer values) per row of an earlier run's file, journal applied; and whether a file was found."""
-    rows: list[tuple[str, list[str]]] = []
-    found = False
+@dataclass
+class _Previous:
+    """An earlier run's answers file, journal applied: per row (question, answer values, extra cells)."""
+
+    rows: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
+    extra_header: list[str] = field(default_factory=list)
+
+
+def _previous_answers(out: Path, journal: Path) -> _Previous:
+    """What an earlier run left in `out` and its journal (a kill -9 leaves the journal a little ahead)."""
+    previous = _Previous()
     if out.exists():
         frame = read_table(out)
         if not is_answers_file(frame):
             raise InputError(f"{out} exists and is not an answers file: choose another -o, or pass --fresh to "
                              "replace it")
-        found = True
-        question_col = find_column([str(c) for c in frame.columns if c not in ANSWER_COLUMNS], QUESTION_ALIASES)
+        columns = [str(c) for c in frame.columns]
+        # Columns after the answer columns were added by someone else (grading): they are carried over.
+        after = columns.index("llm_answer")
+        previous.extra_header = [c for c in columns[after:] if c not in ANSWER_COLUMNS]
+        question_col = find_column([c for c in columns[:after] if c not in ANSWER_COLUMNS], QUESTION_ALIASES)
         for c in ANSWER_COLUMNS:
             if c not in frame.columns:
                 frame[c] = ""
         questions = frame[question_col].tolist() if question_col else [""] * len(frame)
         values = frame[ANSWER_COLUMNS].values.tolist()
-        rows = [(q, list(v)) for q, v in zip(questions, values, strict=True)]
+        extras = frame[previous.extra_header].values.tolist() if previous.extra_header else [[]] * len(frame)
+        previous.rows = [(q, list(v), list(x)) for q, v, x in zip(questions, values, extras, strict=True)]
     if journal.exists():
-        found = True
+        blank_extras = [""] * len(previous.extra_header)
         with open(journal, encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 try:
@@ -283,10 +302,11 @@ def _previous_answers(out: Path, journal: Path) -> tuple[list[tuple[str, list[st
                     continue  # a line torn by a kill mid-write
                 if len(values) != len(ANSWER_COLUMNS) or row < 0:
                     continue
-                while len(rows) <= row:
-                    rows.append(("", [""] * len(ANSWER_COLUMNS)))
-                rows[row] = (question, [str(v) for v in values])
-    return rows, found
+                while len(previous.rows) <= row:
+                    previous.rows.append(("", [""] * len(ANSWER_COLUMNS), blank_extras))
+                extras = previous.rows[row][2] if previous.rows[row][0] == question else blank_extras
+                previous.rows[row] = (question, [str(v) for v in values], extras)
+    return previous
 
 
 # ---------------------------------------------------------------- answering
@@ -355,12 +375,15 @@ def answer_benchmark(
     out_header = [f"{c}_input" if c in ANSWER_COLUMNS else c for c in header]
     questions = frame[bench.question_col].tolist()
 
-    previous: list[tuple[str, list[str]]] = []
+    earlier = _Previous()
     journal = journal_path(out_path)
     if fresh:
         journal.unlink(missing_ok=True)
     else:
-        previous, _ = _previous_answers(out_path, journal)
+        earlier = _previous_answers(out_path, journal)
+    previous = earlier.rows
+    extra_header = [c for c in earlier.extra_header if c not in out_header]
+    extra_at = [earlier.extra_header.index(c) for c in extra_header]
     n_rows = len(questions)
     if limit is not None:
         # Never shrink an earlier, longer answers file: rows beyond the limit keep what they had.
@@ -368,25 +391,26 @@ def answer_benchmark(
     inputs = frame[header].values.tolist()[:n_rows] if header else [[] for _ in range(n_rows)]
     inputs = [[str(c) for c in row] for row in inputs]
 
-    file = _AnswersFile(out_path, out_header, inputs, settings.secrets())
+    file = _AnswersFile(out_path, out_header, inputs, settings.secrets(), extra_header)
     summary = AnswerSummary(out=out_path, model=spec.uri, rows=n_rows, warnings=warnings)
     pending: list[tuple[int, str]] = []
     ask_rows = min(n_rows, limit) if limit is not None else n_rows
     for i in range(n_rows):
         question = questions[i]
         before = previous[i] if i < len(previous) and previous[i][0] == question else None
+        extras = [before[2][k] for k in extra_at] if before is not None else None
         if not question.strip():
-            file.set(i, ["", spec.uri, "", "", "", EMPTY_QUESTION_ERROR])
+            file.set(i, ["", spec.uri, "", "", "", EMPTY_QUESTION_ERROR], extras)
             summary.skipped += 1
         elif before is not None and before[1][0] != "" and before[1][5] == "" and before[1][1] in ("", spec.uri):
-            file.set(i, before[1])
+            file.set(i, before[1], extras)
             summary.already_done += 1
         elif i >= ask_rows:
-            file.set(i, before[1] if before is not None else ["", "", "", "", "", NOT_ASKED_ERROR])
+            file.set(i, before[1] if before is not None else ["", "", "", "", "", NOT_ASKED_ERROR], extras)
             summary.not_sent += 1
         else:
             if before is not None:
-                file.set(i, before[1])  # an earlier failure stays visible until this run replaces it
+                file.set(i, before[1], extras)  # an earlier failure stays visible until this run replaces it
             pending.append((i, question))
     if not fresh:
         # The merged state is now the file; the journal it came from has done its work. (With --fresh the old file

@@ -306,6 +306,33 @@ def test_answering_an_answers_file_replaces_its_answer_columns(openai_env, tmp_p
     assert frame["llm_answer"].tolist() == ["Answer from other: Q?"]
 
 
+def test_columns_added_after_the_answers_survive_a_resume(openai_env, tmp_path, monkeypatch):
+    """A grader writes verdicts into the answers file; answering again (to retry failures) must not drop them."""
+    monkeypatch.setenv("PROCTOR_MAX_RETRIES", "0")
+    openai_env.behaviour.responder = lambda body, info: "=bad" if info.question == "Q2?" else "fine"
+    openai_env.behaviour.fail_statuses = (500,)
+    path = write(tmp_path / "b.csv", "question\nQ0?\nQ1?\nQ2?\nQ3?\n")
+    out = tmp_path / "out.csv"
+    openai_env.behaviour.fail_first = 1
+    answer_benchmark(path, out, limit=2)  # rows 0-1, both failed
+    openai_env.behaviour.fail_first = 0
+    answer_benchmark(path, out, limit=1)  # row 0 answered, row 1 still failed
+    from core.csvio import write_csv_atomic
+
+    graded = read_table(out)
+    graded["human_verdict"] = ["correct", ""]
+    graded["human_note"] = ["=looks right", "no answer"]
+    write_csv_atomic(graded, out)
+    summary = answer_benchmark(path, out)
+    assert (summary.already_done, summary.answered) == (1, 3)
+    frame = read_table(out)
+    assert list(frame.columns) == ["question", *ANSWER_COLUMNS, "human_verdict", "human_note"]
+    assert frame["human_verdict"].tolist() == ["correct", "", "", ""]
+    assert frame["human_note"].tolist() == ["=looks right", "no answer", "", ""]
+    assert frame["llm_answer"].tolist() == ["fine", "fine", "=bad", "fine"]
+    assert raw_rows(out)[1][-1] == "'=looks right"
+
+
 def test_journal_left_by_a_kill_is_merged_on_resume(openai_env, tmp_path):
     """The state a kill -9 leaves: the CSV a batch behind, the rest in the journal (last line torn)."""
     path = write(tmp_path / "b.csv", "question\n" + "".join(f"Q{i}?\n" for i in range(5)))
@@ -400,8 +427,8 @@ def _answered_rows(out: Path) -> dict[int, str]:
     """Rows answered in the file plus its journal: what a resume will not send again."""
     from core.benchmark import _previous_answers
 
-    rows, _ = _previous_answers(out, journal_path(out))
-    return {i: q for i, (q, values) in enumerate(rows) if values[0] and not values[5]}
+    rows = _previous_answers(out, journal_path(out)).rows
+    return {i: q for i, (q, values, _) in enumerate(rows) if values[0] and not values[5]}
 
 
 @pytest.mark.slow

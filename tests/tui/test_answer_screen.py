@@ -85,6 +85,7 @@ async def test_answers_with_live_progress_then_opens_in_grade(openai_env, tmp_pa
         assert screen.query_one("#answer-open", Button).display
         frame = read_table(tmp_path / "benchmark.answers.gpt-4.1-mini.csv")
         assert (frame["llm_answer"] != "").all() and len(frame) == 24
+        await pilot.pause()  # let the button that just appeared be laid out before clicking it
         await pilot.click("#answer-open")
         await pilot.pause()
         assert app.result == str(tmp_path / "benchmark.answers.gpt-4.1-mini.csv")
