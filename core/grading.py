@@ -10,7 +10,7 @@ Saved into the file:
   A file holding a sample is graded in sample order when reopened (resuming it); asking for a different sample
   (another size or seed) on such a file raises `SampleMismatchError` instead of silently reshuffling.
 
-Change detection: the file's size, mtime and SHA-256 are taken when it is read and after each of our writes.
+Change detection: the file's size, mtime and bytes are kept when it is read and after each of our writes.
 Before writing, if the file on disk is no longer the one we read (a spreadsheet saved it, say), nothing is written
 and `FileChangedError` is raised; `reload()` then reads the new file, and the caller may re-apply its verdict.
 
@@ -26,7 +26,6 @@ The statistics (`wilson_interval`, `cohens_kappa`, `agreement`) are plain functi
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 import os
@@ -52,6 +51,7 @@ BLIND_COLUMNS = ("model", "run_id")
 CORRECT = "correct"
 INCORRECT = "incorrect"
 VERDICTS = (CORRECT, INCORRECT)
+BOM = "\ufeff".encode()
 Z_95 = 1.959963984540054
 
 
@@ -188,7 +188,7 @@ class SampleMismatchError(InputError):
 class _Stamp:
     size: int
     mtime_ns: int
-    digest: str
+    data: bytes  # compared only when size or mtime differ (a rewrite with the same bytes is not a change)
 
 
 @dataclass(frozen=True)
@@ -200,12 +200,12 @@ class Change:
     note: str
 
 
-def _line(cells: Sequence[object], header: bool = False) -> str:
+def _line(cells: Sequence[object], header: bool = False) -> bytes:
     # The dialect pandas' to_csv uses (it writes with the csv module): minimal quoting, CRLF. Like
     # write_csv_atomic, only data cells are neutralised, not the header.
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerow(list(cells) if header else [neutralise(c) for c in cells])
-    return buffer.getvalue()
+    return buffer.getvalue().encode("utf-8")  # kept encoded: a write then only joins bytes
 
 
 class GradingSession:
@@ -214,6 +214,7 @@ class GradingSession:
     def __init__(self, path: str | os.PathLike[str], sample: int | None = None, seed: int | None = None) -> None:
         self.path = Path(path)
         self.undo_stack: list[Change] = []
+        self._all_rows: list[int] = []
         self._load()
         if sample is not None:
             self.select_sample(sample, 0 if seed is None else seed)
@@ -239,17 +240,22 @@ class GradingSession:
                 frame[name] = ""
                 added = True
         self.frame: pd.DataFrame = frame
-        self._lines: list[str] = []
+        self._lines: list[bytes] = []
         self._rebuild_lines()
         self._verdict_at = frame.columns.get_loc(VERDICT_COLUMN)
         self._note_at = frame.columns.get_loc(NOTE_COLUMN)
+        # Normalised verdicts kept as lists: the statistics are recomputed after every verdict, and reading 3,000
+        # cells through pandas each time would cost more than the write itself.
+        self._verdicts = [normalise_verdict(v) for v in frame[VERDICT_COLUMN]]
+        self._judges = ([normalise_verdict(v) for v in frame[JUDGE_COLUMN]] if JUDGE_COLUMN in frame.columns
+                        else [""] * len(frame))
         self._stamp = self._stamp_of(stamp_bytes)
         self._read_sample()
         self.added_columns = added
 
     def _stamp_of(self, data: bytes) -> _Stamp:
         status = self.path.stat()
-        return _Stamp(status.st_size, status.st_mtime_ns, hashlib.sha256(data).hexdigest())
+        return _Stamp(status.st_size, status.st_mtime_ns, data)
 
     def _read_sample(self) -> None:
         self.sample_order: list[int] | None = None
@@ -286,7 +292,7 @@ class GradingSession:
             return False
         # Same bytes rewritten (a spreadsheet saving without changes, `touch`): not a change worth stopping for.
         try:
-            return hashlib.sha256(self.path.read_bytes()).hexdigest() != self._stamp.digest
+            return self.path.read_bytes() != self._stamp.data
         except OSError:
             return True
 
@@ -307,13 +313,13 @@ class GradingSession:
         return self.cell(row, ANSWER_COLUMN)
 
     def verdict(self, row: int) -> str:
-        return normalise_verdict(self.frame.iat[row, self._verdict_at])
+        return self._verdicts[row]
 
     def note(self, row: int) -> str:
         return str(self.frame.iat[row, self._note_at])
 
     def judge(self, row: int) -> str:
-        return normalise_verdict(self.cell(row, JUDGE_COLUMN))
+        return self._judges[row]
 
     @property
     def has_judge(self) -> bool:
@@ -324,12 +330,13 @@ class GradingSession:
     def _set_cells(self, row: int, verdict: str, note: str) -> None:
         self.frame.iat[row, self._verdict_at] = verdict
         self.frame.iat[row, self._note_at] = note
+        self._verdicts[row] = normalise_verdict(verdict)
         self._lines[row + 1] = _line(self.frame.iloc[row].tolist())
 
     def _write(self) -> None:
         if self.changed_on_disk():
             raise FileChangedError(f"{self.path.name} changed on disk since it was opened: nothing was written")
-        data = "".join(self._lines).encode("utf-8-sig")
+        data = BOM + b"".join(self._lines)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -435,8 +442,12 @@ class GradingSession:
 
     @property
     def order(self) -> list[int]:
-        """The rows being graded, in grading order: the sample's, or every row."""
-        return self.sample_order if self.sample_order is not None else list(range(self.rows))
+        """The rows being graded, in grading order: the sample's, or every row. Do not modify the list."""
+        if self.sample_order is not None:
+            return self.sample_order
+        if len(self._all_rows) != self.rows:
+            self._all_rows = list(range(self.rows))
+        return self._all_rows
 
     def next_ungraded(self, after: int | None = None) -> int | None:
         """The first ungraded row after `after` in grading order (wrapping round), or None when all are graded."""
@@ -449,14 +460,14 @@ class GradingSession:
 
     def disagreements(self) -> list[int]:
         """Rows (in grading order) where the person and the judge both gave a verdict and differ."""
-        return [row for row in self.order if self.verdict(row) and self.judge(row) and
-                self.verdict(row) != self.judge(row)]
+        verdicts, judges = self._verdicts, self._judges
+        return [row for row in self.order if verdicts[row] and judges[row] and verdicts[row] != judges[row]]
 
     # -- statistics
 
     def stats(self) -> GradingStats:
         order = self.order
-        verdicts = [self.verdict(row) for row in order]
+        verdicts = [self._verdicts[row] for row in order]
         correct = verdicts.count(CORRECT)
         incorrect = verdicts.count(INCORRECT)
         graded = correct + incorrect
@@ -468,7 +479,7 @@ class GradingSession:
             stats.whole_file = population_estimate(correct, graded, self.rows)
         if self.has_judge:
             stats.has_judge = True
-            pairs = [(self.verdict(r), self.judge(r)) for r in order if self.verdict(r) and self.judge(r)]
+            pairs = [(self._verdicts[r], self._judges[r]) for r in order if self._verdicts[r] and self._judges[r]]
             human = [h for h, _ in pairs]
             judge = [j for _, j in pairs]
             stats.judge_compared = len(pairs)
