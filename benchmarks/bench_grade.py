@@ -49,7 +49,8 @@ def answers_file(path: Path, rows: int) -> Path:
 def summary(label: str, seconds: list[float]) -> str:
     ms = sorted(1000 * s for s in seconds)
     p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    return f"{label:<5} median {statistics.median(ms):6.1f} ms   p95 {p95:6.1f} ms   max {ms[-1]:6.1f} ms   (n={len(ms)})"
+    median = statistics.median(ms)
+    return f"{label:<5} median {median:6.1f} ms   p95 {p95:6.1f} ms   max {ms[-1]:6.1f} ms   (n={len(ms)})"
 
 
 def bench_core(path: Path, n: int) -> list[float]:
