@@ -481,7 +481,9 @@ class GradePane(Vertical, can_focus=True):
         self.app.push_screen(GradeHelpScreen())
 
     def action_quit(self) -> None:
-        # Every verdict is on disk already; a save in flight finishes first (quitting waits for workers).
+        # Every verdict shown as saved is on disk; one still being written is waited for, then the app exits.
+        if self._deferred(self.action_quit):
+            return
         self.app.exit()
 
     # -- the table
