@@ -183,6 +183,10 @@ class MlflowServer:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
                 pass
+            # SIGKILL is delivered asynchronously: wait until the children are gone too.
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and group_alive(pgid):
+                time.sleep(0.05)
         with _started_lock:
             if self in _started:
                 _started.remove(self)

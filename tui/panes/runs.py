@@ -1,20 +1,535 @@
-"""The Runs pane (placeholder until issue 5 fills it)."""
+"""The Runs pane: the evaluation runs in the tracking store, a chart of one metric, and two runs compared.
+
+Keys: Enter opens the highlighted run (per-row verdicts and rationales), Space marks it (two at most), `c` compares
+the two marked runs side by side, `s` cycles the sort column (or click a column header), `g` charts the next metric,
+`r` reloads, `m` starts MLflow's own web UI on 127.0.0.1 (stopped when the app exits).
+
+All MLflow work goes through core.runs and core.mlflow_server in thread workers: importing mlflow takes about 3 s,
+so the pane shows "loading…" first and never imports it on the UI thread.
+"""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import Static
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from tui.widgets.metric_chart import MetricChart
+
+if TYPE_CHECKING:
+    from core.mlflow_server import MlflowServer
+    from core.runs import Comparison, RunDetail, RunInfo
+
+CHART_METRICS = ("accuracy", "correctness/mean", "exact_match/mean", "contains_reference/mean", "latency_mean_s",
+                 "judge_errors", "answer_errors")
+# Sort keys `s` cycles through: (label, key function on RunInfo, descending).
+SORTS: tuple[tuple[str, str, bool], ...] = (
+    ("date", "start", True), ("accuracy", "accuracy", True), ("model", "model", False), ("name", "name", False),
+    ("latency", "latency_mean_s", False),
+)
+# Columns: (key, title). Metric columns read `RunInfo.metrics[key]`.
+# The metrics come before the judge and status, so that they fit in 80 columns.
+COLUMNS = (("mark", " "), ("date", "Date"), ("run", "Run"), ("name", "Name"), ("rows", "Rows"), ("accuracy", "Acc"),
+           ("correctness/mean", "Judge✓"), ("exact_match/mean", "Exact"), ("latency_mean_s", "Lat s"),
+           ("judge", "Judge"), ("status", "Status"))
+
+
+def _sort_value(run: RunInfo, key: str) -> Any:
+    if key == "start":
+        return run.start_time.timestamp() if run.start_time else 0.0
+    if key in ("model", "name", "judge", "status"):
+        return str(getattr(run, key) or "").lower()
+    if key == "rows":
+        return run.rows if run.rows is not None else -1
+    if key == "run":
+        return run.run_id
+    value = run.metrics.get(key)
+    return float("-inf") if value is None else value
 
 
 class RunsPane(Vertical):
-    """Placeholder: says which issue brings this pane."""
+    """A sortable table of evaluation runs, with a metric chart; opens and compares runs."""
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__()
+    BINDINGS = [
+        Binding("enter", "open_run", "Open", id="runs.open"),
+        Binding("space", "mark", "Mark", id="runs.mark"),
+        Binding("c", "compare", "Compare", id="runs.compare"),
+        Binding("s", "cycle_sort", "Sort", id="runs.sort"),
+        Binding("g", "next_metric", "Chart metric", id="runs.chart"),
+        Binding("r", "reload", "Reload", id="runs.reload"),
+        Binding("m", "mlflow_ui", "MLflow UI", id="runs.mlflow_ui"),
+    ]
+
+    @dataclass
+    class RunsLoaded(Message):
+        runs: list
+        experiment: str
+
+    @dataclass
+    class RunsFailed(Message):
+        error: str
+
+    @dataclass
+    class MlflowUiReady(Message):
+        url: str
+        seconds: float | None
+
+    @dataclass
+    class MlflowUiFailed(Message):
+        error: str
+
+    def __init__(self, experiment: str | None = None, **kwargs: object) -> None:
+        super().__init__(id="runs-pane")
+        self.experiment = experiment
+        self.runs: list[RunInfo] = []
+        self.marked: list[str] = []
+        self.sort_index = 0
+        self.sort_key: tuple[str, bool] = ("start", True)
+        self.metric_index = 0
+        self.loaded = False
+        self._pending_open: str | None = None
+        self._server: MlflowServer | None = None
+        self._server_cancel = threading.Event()
+        self._ui_url: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("The Runs pane is not built yet (issue 5).", classes="muted")
+        with Horizontal(id="runs-bar"):
+            yield Static("", id="runs-title")
+            yield Static("", id="runs-status", classes="muted")
+        table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("loading runs…", id="runs-empty", classes="muted")
+        yield MetricChart(id="runs-chart")
+        yield Static("Enter opens a run · Space marks two, c compares them · s or a header click sorts",
+                     id="runs-help", classes="muted")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        for key, title in COLUMNS:
+            table.add_column(title, key=key)
+        self.query_one("#runs-table").display = False
+        self.action_reload()
+
+    def on_unmount(self) -> None:
+        # The app is closing (or the pane is gone): MLflow's UI must not outlive it.
+        self._server_cancel.set()
+        if self._server is not None:
+            self._server.stop(grace_s=5.0)
 
     def focus_default(self) -> None:
-        pass
+        self.query_one("#runs-table", DataTable).focus()
+
+    # -- loading
+    def action_reload(self) -> None:
+        self._set_status("loading…")
+        self.load_runs(self.experiment)
+
+    @work(thread=True, exclusive=True, group="runs-load")
+    def load_runs(self, experiment: str | None) -> None:
+        from core.errors import ProctorError
+        from core.runs import experiment_name, list_runs
+
+        try:
+            runs = list_runs(experiment)
+            self.post_message(self.RunsLoaded(runs, experiment_name(experiment)))
+        except ProctorError as error:
+            self.post_message(self.RunsFailed(str(error)))
+        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
+            self.post_message(self.RunsFailed(f"{type(error).__name__}: {error}"))
+
+    def on_runs_pane_runs_loaded(self, message: RunsLoaded) -> None:
+        self.runs = list(message.runs)
+        self.loaded = True
+        known = {r.run_id for r in self.runs}
+        self.marked = [m for m in self.marked if m in known]
+        self.query_one("#runs-title", Static).update(
+            f"[b]Runs[/] in experiment [b]{escape(message.experiment)}[/]")
+        empty = self.query_one("#runs-empty", Static)
+        table = self.query_one("#runs-table", DataTable)
+        if self.runs:
+            empty.display = False
+            table.display = True
+        else:
+            empty.update("No runs yet: `proctor evaluate` (or the Evaluate pane) logs them here. r reloads.")
+            empty.display = True
+            table.display = False
+        self._fill_table()
+        self._plot()
+        self._set_status(f"loaded {len(self.runs)} run{'s' if len(self.runs) != 1 else ''}")
+        if self._pending_open:
+            run_id, self._pending_open = self._pending_open, None
+            self.open_run(run_id)
+
+    def on_runs_pane_runs_failed(self, message: RunsFailed) -> None:
+        self.loaded = True
+        empty = self.query_one("#runs-empty", Static)
+        empty.update(f"[red]Runs could not be loaded:[/] {escape(message.error)}")
+        empty.display = True
+        self.query_one("#runs-table", DataTable).display = False
+        self._set_status("failed")
+        self.notify(message.error, severity="error", timeout=8)
+
+    # -- table
+    def _sorted(self) -> list[RunInfo]:
+        key, descending = self.sort_key
+        return sorted(self.runs, key=lambda r: _sort_value(r, key), reverse=descending)
+
+    def _cells(self, run: RunInfo) -> list[Any]:
+        from core.runs import format_metric
+
+        mark = Text("●", style="bold yellow") if run.run_id in self.marked else ""
+        accuracy = run.metrics.get("accuracy")
+        date = run.start_time.strftime("%m-%d %H:%M") if run.start_time else ""  # the year rarely helps here
+        return [
+            mark, date, run.short_id, run.name, Text("" if run.rows is None else str(run.rows), justify="right"),
+            Text(format_metric(accuracy, "accuracy"), justify="right"),
+            Text(format_metric(run.metrics.get("correctness/mean")), justify="right"),
+            Text(format_metric(run.metrics.get("exact_match/mean")), justify="right"),
+            Text(format_metric(run.metrics.get("latency_mean_s")), justify="right"),
+            run.judge or "none", run.status.lower(),
+        ]
+
+    def _fill_table(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        current = self.highlighted_run_id()
+        table.clear()
+        for run in self._sorted():
+            table.add_row(*self._cells(run), key=run.run_id)
+        if current is not None and current in {r.run_id for r in self.runs}:
+            table.move_cursor(row=table.get_row_index(current))
+
+    def highlighted_run_id(self) -> str | None:
+        table = self.query_one("#runs-table", DataTable)
+        if not table.row_count:
+            return None
+        try:
+            row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        except Exception:  # noqa: BLE001 - an empty or stale cursor means "no run"
+            return None
+        return str(row_key.value) if row_key.value is not None else None
+
+    def action_cycle_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        label, key, descending = SORTS[self.sort_index]
+        self.sort_key = (key, descending)
+        self._fill_table()
+        self._set_status(f"sorted by {label}")
+
+    @on(DataTable.HeaderSelected, "#runs-table")
+    def header_sort(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key == "mark":
+            return
+        key = "start" if key == "date" else key
+        # The same header twice flips the direction; a new one starts with the useful end first.
+        descending = (not self.sort_key[1]) if self.sort_key[0] == key else key not in ("name", "judge", "run")
+        self.sort_key = (key, descending)
+        self._fill_table()
+        self._set_status(f"sorted by {event.label.plain.lower()}" + (" (descending)" if descending else ""))
+
+    # -- open, mark, compare
+    @on(DataTable.RowSelected, "#runs-table")
+    def row_selected(self, event: DataTable.RowSelected) -> None:
+        self.open_run(str(event.row_key.value))
+
+    def action_open_run(self) -> None:
+        run_id = self.highlighted_run_id()
+        if run_id:
+            self.open_run(run_id)
+
+    def open_run(self, run_id: str) -> None:
+        """Push the detail screen for `run_id` (an id, prefix or name; resolved by core.runs)."""
+        self.app.push_screen(RunDetailScreen(run_id))
+
+    def show_run(self, run_id: str) -> None:
+        """Open `run_id` now, or once the runs have loaded (the Evaluate pane calls this after a run)."""
+        if self.loaded:
+            self.action_reload()  # a run just logged is not in the table yet
+            self.open_run(run_id)
+        else:
+            self._pending_open = run_id
+
+    def action_mark(self) -> None:
+        run_id = self.highlighted_run_id()
+        if run_id is None:
+            return
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        else:
+            self.marked.append(run_id)
+            if len(self.marked) > 2:
+                self.marked.pop(0)  # the oldest mark gives way: two runs at most
+        self._fill_table()
+        names = [next((r.name for r in self.runs if r.run_id == m), m[:8]) for m in self.marked]
+        self._set_status(f"marked {len(self.marked)}/2: {', '.join(names)}" if self.marked else "no run marked")
+
+    def action_compare(self) -> None:
+        if len(self.marked) != 2:
+            self.notify("Mark two runs with Space first (the first marked is A, the baseline).", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(self.marked[0], self.marked[1]))
+
+    # -- chart
+    def _plot(self) -> None:
+        metric = CHART_METRICS[self.metric_index]
+        oldest_first = sorted(self.runs, key=lambda r: _sort_value(r, "start"))
+        self.query_one(MetricChart).plot(metric, [r.metrics.get(metric) for r in oldest_first],
+                                         [r.name for r in oldest_first])
+
+    def action_next_metric(self) -> None:
+        self.metric_index = (self.metric_index + 1) % len(CHART_METRICS)
+        self._plot()
+
+    # -- MLflow UI
+    def action_mlflow_ui(self) -> None:
+        from core.errors import ProctorError
+        from core.mlflow_server import is_remote, plan_server
+        from core.tracking import tracking_uri
+
+        if self._ui_url and self._server is not None and self._server.running:
+            self.notify(f"MLflow UI at {self._ui_url}")
+            return
+        if self._server is not None and self._server.running:
+            self.notify("The MLflow UI is starting…")
+            return
+        uri = tracking_uri()
+        if is_remote(uri):
+            self._ui_url = uri
+            self._set_status(f"MLflow UI: {uri}")
+            self.notify(f"MLflow UI is the tracking server at {uri}")
+            return
+        try:
+            # Started here, on the main thread, so that Linux ties the server's life to Proctor's (PDEATHSIG).
+            self._server = plan_server().start()
+        except ProctorError as error:
+            self.notify(str(error), severity="error", timeout=8)
+            return
+        self._server_cancel.clear()
+        self._set_status(f"MLflow UI starting on {self._server.url}…")
+        self.wait_for_mlflow_ui(self._server)
+
+    @work(thread=True, exclusive=True, group="runs-mlflow-ui")
+    def wait_for_mlflow_ui(self, server: MlflowServer) -> None:
+        from core.errors import ProctorError
+
+        try:
+            url = server.wait_until_ready(cancelled=self._server_cancel)
+            self.post_message(self.MlflowUiReady(url, server.ready_after_s))
+        except ProctorError as error:
+            self.post_message(self.MlflowUiFailed(str(error)))
+
+    def on_runs_pane_mlflow_ui_ready(self, message: MlflowUiReady) -> None:
+        self._ui_url = message.url
+        self._set_status(f"MLflow UI: {message.url}")
+        self.notify(f"MLflow UI ready at {message.url}", timeout=10)
+
+    def on_runs_pane_mlflow_ui_failed(self, message: MlflowUiFailed) -> None:
+        self._server = None
+        self._set_status("MLflow UI failed")
+        self.notify(message.error, severity="error", timeout=10)
+
+    def _set_status(self, text: str) -> None:
+        parts = [text]
+        if self._ui_url and "MLflow UI" not in text:
+            parts.append(f"MLflow UI: {self._ui_url}")
+        self.query_one("#runs-status", Static).update(escape(" · ".join(p for p in parts if p)))
+
+
+class RunDetailScreen(Screen[None]):
+    """One run: its summary, and one line per question with the verdict; the highlighted row's text in full."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="run_detail.back")]
+
+    @dataclass
+    class Loaded(Message):
+        detail: Any
+
+    @dataclass
+    class Failed(Message):
+        error: str
+
+    def __init__(self, run_ref: str) -> None:
+        super().__init__(classes="runs-screen")
+        self.run_ref = run_ref
+        self.detail: RunDetail | None = None
+        self._records: list[dict[str, str]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"[b]Run[/] {escape(self.run_ref)}  loading…", id="detail-summary")
+        yield DataTable(id="detail-table", cursor_type="row", zebra_stripes=True)
+        with VerticalScroll(id="detail-row-box"):
+            yield Static("", id="detail-row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#detail-table", DataTable)
+        for key, title in (("row", "#"), ("verdict", "Verdict"), ("question", "Question"), ("answer", "Answer"),
+                           ("reference", "Reference")):
+            table.add_column(title, key=key)
+        table.focus()
+        self.load(self.run_ref)
+
+    @work(thread=True, exclusive=True)
+    def load(self, ref: str) -> None:
+        from core.errors import ProctorError
+        from core.runs import load_run
+
+        try:
+            self.post_message(self.Loaded(load_run(ref)))
+        except ProctorError as error:
+            self.post_message(self.Failed(str(error)))
+        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
+            self.post_message(self.Failed(f"{type(error).__name__}: {error}"))
+
+    def on_run_detail_screen_loaded(self, message: Loaded) -> None:
+        from core.runs import format_metric
+
+        detail: RunDetail = message.detail
+        self.detail = detail
+        info = detail.info
+        metrics = " · ".join(f"{name} {format_metric(value, name)}" for name, value in info.main_metrics.items())
+        source = {"artifact": "results/results.csv", "traces": "trace assessments"}.get(detail.results_source,
+                                                                                       "no per-row results")
+        self.query_one("#detail-summary", Static).update(
+            f"[b]{escape(info.name)}[/] {info.short_id} · {escape(info.model)} · judge {escape(info.judge or 'none')}"
+            f" · {info.date} · {info.status.lower()}\n{escape(metrics)}\n[dim]rows from {source}[/]")
+        table = self.query_one("#detail-table", DataTable)
+        self._records = detail.results.fillna("").astype(str).to_dict(orient="records")
+        for index, record in enumerate(self._records):
+            table.add_row(record.get("row", str(index + 1)), _verdict_text(record),
+                          _clip(record.get("question", ""), 40), _clip(record.get("llm_answer", ""), 24),
+                          _clip(record.get("reference", ""), 18), key=str(index))
+        if self._records:
+            self._show_record(0)
+        else:
+            self.query_one("#detail-row", Static).update("This run has no per-row results.")
+
+    def on_run_detail_screen_failed(self, message: Failed) -> None:
+        self.query_one("#detail-summary", Static).update(f"[red]{escape(message.error)}[/]")
+
+    @on(DataTable.RowHighlighted, "#detail-table")
+    def highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self._show_record(int(event.row_key.value))
+
+    def _show_record(self, index: int) -> None:
+        record = self._records[index]
+        lines = [f"[b]Q{escape(record.get('row', ''))}[/] {escape(record.get('question', ''))}",
+                 f"[b]Reference[/] {escape(record.get('reference', ''))}",
+                 f"[b]Answer[/] {escape(record.get('llm_answer', ''))}"]
+        if record.get("answer_error"):
+            lines.append(f"[red]Answer error[/] {escape(record['answer_error'])}")
+        lines.append(f"[b]Judge[/] {escape(record.get('judge_verdict') or '-')}: "
+                     f"{escape(record.get('judge_rationale', ''))}")
+        if record.get("judge_error"):
+            lines.append(f"[red]Judge error[/] {escape(record['judge_error'])}")
+        if record.get("human_verdict"):
+            lines.append(f"[b]Human[/] {escape(record['human_verdict'])}")
+        self.query_one("#detail-row", Static).update("\n".join(lines))
+
+
+def _verdict_text(record: dict[str, str]) -> Text:
+    from core.runs import parse_verdict
+
+    verdict = parse_verdict(record.get("judge_verdict"))
+    if verdict is True:
+        return Text("✓ correct", style="green")
+    if verdict is False:
+        return Text("✗ incorrect", style="red")
+    return Text("? no verdict", style="yellow")
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class CompareScreen(Screen[None]):
+    """Two runs side by side: metric deltas (B - A), then the questions whose verdicts differ, with rationales."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="compare.back")]
+
+    @dataclass
+    class Loaded(Message):
+        comparison: Any
+
+    @dataclass
+    class Failed(Message):
+        error: str
+
+    def __init__(self, run_a: str, run_b: str) -> None:
+        super().__init__(classes="runs-screen")
+        self.run_a = run_a
+        self.run_b = run_b
+        self.comparison: Comparison | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"[b]Comparing[/] {escape(self.run_a[:8])} and {escape(self.run_b[:8])}  loading…",
+                     id="compare-summary")
+        with VerticalScroll(id="compare-body"):
+            yield DataTable(id="compare-metrics", cursor_type="row", show_cursor=False)
+            yield Static("", id="compare-rows")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#compare-metrics", DataTable)
+        for key, title in (("metric", "Metric"), ("a", "A"), ("b", "B"), ("delta", "Δ B-A"), ("better", "Better")):
+            table.add_column(title, key=key)
+        self.query_one("#compare-body").focus()
+        self.load(self.run_a, self.run_b)
+
+    @work(thread=True, exclusive=True)
+    def load(self, run_a: str, run_b: str) -> None:
+        from core.errors import ProctorError
+        from core.runs import compare_runs
+
+        try:
+            self.post_message(self.Loaded(compare_runs(run_a, run_b)))
+        except ProctorError as error:
+            self.post_message(self.Failed(str(error)))
+        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
+            self.post_message(self.Failed(f"{type(error).__name__}: {error}"))
+
+    def on_compare_screen_loaded(self, message: Loaded) -> None:
+        from core.runs import format_delta, format_metric
+
+        comparison: Comparison = message.comparison
+        self.comparison = comparison
+        a, b = comparison.a, comparison.b
+        lines = [f"[b]A[/] {escape(a.name)} {a.short_id} · {escape(a.model)} · judge {escape(a.judge or 'none')}",
+                 f"[b]B[/] {escape(b.name)} {b.short_id} · {escape(b.model)} · judge {escape(b.judge or 'none')}"]
+        lines += [f"[yellow]⚠ {escape(w)}[/]" for w in comparison.warnings]
+        self.query_one("#compare-summary", Static).update("\n".join(lines))
+        table = self.query_one("#compare-metrics", DataTable)
+        for m in comparison.metrics:
+            better = {"a": Text("A", style="bold green"), "b": Text("B", style="bold green")}.get(m.better, "")
+            table.add_row(m.name, Text(format_metric(m.a, m.name), justify="right"),
+                          Text(format_metric(m.b, m.name), justify="right"),
+                          Text(format_delta(m.delta, m.name), justify="right"), better)
+        parts = [f"{comparison.matched_rows} questions matched · verdicts from {escape(comparison.basis or '-')}"]
+        for title, diffs in ((f"A right, B wrong ({len(comparison.a_right_b_wrong)})", comparison.a_right_b_wrong),
+                             (f"B right, A wrong ({len(comparison.b_right_a_wrong)})", comparison.b_right_a_wrong)):
+            parts.append(f"\n[b]{title}[/]")
+            if not diffs:
+                parts.append("[dim]none[/]")
+            for d in diffs:
+                parts.append(f"[b]Q{escape(d.row_a)}[/] {escape(d.question)}  [dim]reference:[/] "
+                             f"{escape(d.reference)}")
+                parts.append(f"  [b]A[/] {escape(d.verdict_a)}: {escape(d.answer_a)}\n"
+                             f"     [dim]{escape(d.rationale_a)}[/]")
+                parts.append(f"  [b]B[/] {escape(d.verdict_b)}: {escape(d.answer_b)}\n"
+                             f"     [dim]{escape(d.rationale_b)}[/]")
+        self.query_one("#compare-rows", Static).update("\n".join(parts))
+
+    def on_compare_screen_failed(self, message: Failed) -> None:
+        self.query_one("#compare-summary", Static).update(f"[red]{escape(message.error)}[/]")
