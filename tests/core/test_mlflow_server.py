@@ -8,10 +8,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from runs_support import NANO, log_contract_run
 
 from core.errors import InputError
 from core.mlflow_server import MlflowServer, group_alive, plan_server, port_free, start_server
+from tests.runs_support import NANO, log_contract_run
 
 
 @pytest.mark.slow

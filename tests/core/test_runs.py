@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-from runs_support import MINI, NANO, QUESTIONS, Row, log_contract_run, use_store
 
 from core.errors import InputError
 from core.runs import (
@@ -19,6 +18,7 @@ from core.runs import (
     parse_fail_if_worse,
     resolve_run,
 )
+from tests.runs_support import MINI, NANO, QUESTIONS, Row, log_contract_run, use_store
 
 
 @pytest.fixture(scope="module")

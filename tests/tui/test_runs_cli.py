@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from runs_support import MINI, NANO, log_contract_run, use_store
 
 from core.mlflow_server import free_port
+from tests.runs_support import MINI, NANO, log_contract_run, use_store
 from tui.cli import main
 
 
