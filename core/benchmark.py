@@ -16,6 +16,7 @@ row, by the same model) are taken from the CSV and the journal and not sent agai
 from __future__ import annotations
 
 import asyncio
+import glob
 import json
 import math
 import os
@@ -24,6 +25,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,6 +220,10 @@ class _AnswersFile:
         self.save_interval = SAVE_INTERVAL_S
         self.last_save = 0.0
         self._journal_handle: Any = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
+        for stale in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)  # a save cut short by a kill -9
 
     def set(self, row: int, values: list[str], extras: list[str] | None = None) -> None:
         self.answers[row] = values
@@ -239,20 +245,46 @@ class _AnswersFile:
         self._journal_handle.write(json.dumps({"row": row, "question": question, "values": values}) + "\n")
         self._journal_handle.flush()  # in the OS's hands now: a killed process loses nothing
 
-    def save(self, *, final: bool = False) -> None:
+    def _write(self, text: str, fsync: bool) -> None:
         started = time.perf_counter()
-        write_lines_atomic([self.header_line, *self.lines], self.out, fsync=final)
-        took = time.perf_counter() - started
-        self.last_save = time.perf_counter()
-        self.dirty = False
+        write_lines_atomic([text], self.out, fsync=fsync)
         # A huge file saved every 25 ms would eat the CPU the requests need: keep saving under ~10% of the time.
-        self.save_interval = max(SAVE_INTERVAL_S, 10 * took)
+        self.save_interval = max(SAVE_INTERVAL_S, 10 * (time.perf_counter() - started))
+
+    def _wait_for_writer(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # a failed background save (disk full, say) surfaces here
+
+    def save(self, *, final: bool = False) -> None:
+        """Write the whole file now (after any background save in flight), fsync'd when `final`."""
+        self._wait_for_writer()
+        self.dirty = False
+        self._write("".join([self.header_line, *self.lines]), final)
+        self.last_save = time.perf_counter()
 
     def maybe_save(self) -> None:
-        if self.dirty and time.perf_counter() - self.last_save >= self.save_interval:
-            self.save()
+        """Save in the background if there is news and the last save is old enough.
+
+        Replacing a file makes the kernel flush it (ext4 does on rename): 2-4 ms that must not block the event
+        loop the requests run on, so the write happens in a thread; the loop only joins the pre-encoded lines.
+        """
+        if not self.dirty or time.perf_counter() - self.last_save < self.save_interval:
+            return
+        if self._pending is not None:
+            if not self._pending.done():
+                return  # one save at a time; this news goes in the next one
+            self._wait_for_writer()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answers-save")
+        self.dirty = False
+        self.last_save = time.perf_counter()
+        self._pending = self._executor.submit(self._write, "".join([self.header_line, *self.lines]), False)
 
     def close(self, *, remove_journal: bool) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         if self._journal_handle is not None:
             self._journal_handle.close()
             self._journal_handle = None
