@@ -8,16 +8,17 @@ it answers; `stop_server()` stops it, and runs by itself when Proctor exits.
 The server never outlives Proctor:
 - a normal exit (the app's quit, the end of a command, an exception) runs `stop_server` through `atexit`;
 - SIGTERM and SIGHUP become `SystemExit` in the main thread (when nobody else handles them), so `atexit` runs too;
-- a hard kill (SIGKILL, a crash) is covered on Linux by PR_SET_PDEATHSIG: the kernel sends the server SIGTERM when
-  the thread that started it dies. That thread is therefore a dedicated one that lives as long as the process (a
-  Textual or asyncio worker thread would end after one answer and take the server with it).
+- a hard kill (SIGKILL, a crash, or SIGTERM while no handler is ours) is covered on Linux by PR_SET_PDEATHSIG: the
+  kernel sends the server SIGKILL when the thread that started it dies. That thread is therefore a dedicated one
+  that lives as long as the process (a Textual or asyncio worker thread would end after one answer and take the
+  server with it).
 
 Each Proctor process owns its own server: two processes never share one, nor fight over one port.
 
 Settings (environment):
 - PROCTOR_STATE_DIR: folder for the server's log `local-model.log` (default `$XDG_CACHE_HOME/proctor`, i.e.
   `~/.cache/proctor`).
-- PROCTOR_LOCAL_THREADS: threads llama.cpp uses (default: the CPUs available, at most 4).
+- PROCTOR_LOCAL_THREADS: threads llama.cpp uses (default: the CPUs available less one, at least 1, at most 4).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import importlib.util
+import json
 import os
 import queue
 import re
@@ -149,7 +151,7 @@ def log_path() -> Path:
 
 
 def threads() -> int:
-    """Threads for llama.cpp: PROCTOR_LOCAL_THREADS, else the CPUs this process may use, at most 4."""
+    """Threads for llama.cpp: PROCTOR_LOCAL_THREADS, else the CPUs this process may use less one, 1 to 4."""
     raw = os.environ.get("PROCTOR_LOCAL_THREADS", "").strip()
     if raw:
         try:
@@ -163,8 +165,10 @@ def threads() -> int:
         available = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         available = os.cpu_count() or 1
-    # The server defaults to 1 thread; beyond 4 a 135M model gains nothing and starves the app.
-    return max(1, min(available, 4))
+    # One CPU is left to Proctor itself (the app renders the stream, the engine parses answers): llama.cpp's threads
+    # wait for each other by spinning, so when one is descheduled they all stall (measured on 2 busy cores: 2
+    # threads fell to 1-3 tokens/s on some answers, 1 thread stayed at 15-29). Beyond 4 a 135M model gains little.
+    return max(1, min(available - 1, 4))
 
 
 def free_port() -> int:
@@ -212,7 +216,7 @@ def _child_env() -> dict[str, str]:
 
 
 def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A preexec_fn that asks Linux to SIGTERM the child when its parent thread dies; None elsewhere."""
+    """A preexec_fn that asks Linux to kill the child when its parent thread dies; None elsewhere."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -223,10 +227,12 @@ def _pdeathsig_preexec() -> Callable[[], None] | None:
     except (OSError, AttributeError):
         return None
     parent = os.getpid()
-    sigterm = int(signal.SIGTERM)
+    # SIGKILL, not SIGTERM: on SIGTERM uvicorn waits for the answer in progress to finish ("Waiting for background
+    # tasks to complete"), which can take minutes for a reader that is already dead. The server has nothing to save.
+    sigkill = int(signal.SIGKILL)
 
     def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
         if os.getppid() != parent:  # the parent died between fork and prctl: nobody would stop us
             os._exit(1)
 
@@ -329,6 +335,22 @@ def _ready(port: int) -> bool:
         return False
 
 
+def _warm_up(port: int, name: str) -> None:
+    """One 1-token answer. The server's first answer costs 2-5 s more than the next ones (measured: first-inference
+    set-up, even with the weights loaded): pay it during start-up, so that the first question, and its latency in
+    a benchmark's results, are like every other."""
+    body = json.dumps({"model": name, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1,
+                       "temperature": 0}).encode()
+    request = urllib.request.Request(f"http://{HOST}:{port}/v1/chat/completions", body,
+                                     {"Content-Type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=START_TIMEOUT_S) as response:
+            response.read()
+    except (urllib.error.URLError, OSError, ValueError):
+        pass  # the server is up; a real question will report whatever is wrong
+
+
 def _listening_inode(port: int) -> str | None:
     try:
         with open("/proc/net/tcp", encoding="ascii") as f:
@@ -408,6 +430,7 @@ def _start(name: str, port: int | None = None) -> ServerInfo:
                     # Another process's server answered on "our" port: ours cannot bind it. Start elsewhere.
                     taken = True
                     break
+                _warm_up(port, name)
                 return ServerInfo(name=name, process=process, port=port, log_path=path,
                                   startup_s=time.perf_counter() - started)
             time.sleep(0.1)

@@ -101,9 +101,16 @@ def _read_line(stream, timeout: float) -> str:
 
 HELPER = textwrap.dedent(
     """
-    import json, sys, time
+    import json, sys, threading, time
     from core import local_model
-    from core.llm import stream_chat
+    from core.llm import engine_for, stream_chat
+    if "engine" in sys.argv:  # first use from a worker thread, as `proctor answer` does; a long answer in flight
+        essay = [(0, "Write a very long essay about the history of bread, in at least thirty paragraphs.")]
+        worker = threading.Thread(target=lambda: engine_for("local:/smollm2").answer_all(essay))
+        worker.start()
+        while local_model.server_status() is None:
+            time.sleep(0.05)
+        time.sleep(1.0)
     url = local_model.ensure_server()
     status = local_model.server_status()
     answer = ""
@@ -311,6 +318,20 @@ class TestProcesses:
             proc.kill()
             proc.wait()
             assert _wait_gone(info["pid"]), "the server outlived a SIGKILL'd proctor"
+        finally:
+            proc.kill()
+            proc.wait()
+
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+    def test_sigterm_without_our_handler_mid_answer_stops_the_server(self, tmp_path: Path) -> None:
+        # Started from a worker thread, so no SIGTERM handler of ours: the default action kills Proctor, and the
+        # kernel must kill the server at once, although uvicorn would wait for the answer in progress on SIGTERM.
+        proc = _helper(tmp_path, "engine", "sleep")
+        try:
+            info = json.loads(_read_line(proc.stdout, 90))
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == -signal.SIGTERM
+            assert _wait_gone(info["pid"], timeout=3), "the server outlived a SIGTERM'd proctor"
         finally:
             proc.kill()
             proc.wait()
