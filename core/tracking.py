@@ -102,6 +102,14 @@ class _ScrubbingWriter(io.TextIOBase):
         return False  # so that MLflow and tqdm write no colour codes or cursor moves into the log
 
 
+def _set_stream(handler: logging.StreamHandler, stream: TextIO) -> None:
+    try:
+        handler.setStream(stream)
+    except (ValueError, OSError):
+        # The old stream is already closed (a capture that ended elsewhere): nothing to flush, just replace it.
+        handler.stream = stream
+
+
 def _all_handlers() -> list[logging.Handler]:
     loggers = [logging.getLogger()] + [
         logger for logger in list(logging.Logger.manager.loggerDict.values()) if isinstance(logger, logging.Logger)
@@ -128,16 +136,16 @@ def captured_output(path: str | os.PathLike[str] | None = None, secrets: list[st
             for handler in logger.handlers:
                 if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                     swapped.append((handler, handler.stream))
-                    handler.setStream(handle)
+                    _set_stream(handler, handle)
         try:
             with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
                 yield handle
         finally:
             for handler, stream in swapped:
-                handler.setStream(stream)
+                _set_stream(handler, stream)
             # A handler created while we were capturing (MLflow configures its loggers on first import) took our
             # file as its stream: hand it the real stderr before the file closes.
             for handler in _all_handlers():
                 if isinstance(handler, logging.StreamHandler) and handler.stream in (handle, raw):
-                    handler.setStream(sys.stderr)
+                    _set_stream(handler, sys.stderr)
             handle.flush()

@@ -42,8 +42,6 @@ def test_evaluate_pane_runs_and_opens_the_run(tmp_path: Path, azure_env, monkeyp
             assert set(scorers.selected) == {"correctness", "exact_match", "contains_reference"}
             scorers.deselect("exact_match")
             await pilot.press("ctrl+r")
-            await pilot.pause()
-            assert pane.running and pane.query_one("#eval-cancel", Button).disabled is False
             await _wait_for(lambda: not pane.running)
             await pilot.pause()
             summary = str(pane.query_one("#eval-summary", Static).render())
@@ -53,6 +51,7 @@ def test_evaluate_pane_runs_and_opens_the_run(tmp_path: Path, azure_env, monkeyp
             assert "exact_match/mean" not in summary  # deselected
             assert "Evaluation completed" not in summary
             assert pane.query_one("#eval-open", Button).disabled is False
+            assert pane.query_one("#eval-cancel", Button).disabled is True
             await pilot.press("ctrl+g")
             await pilot.pause()
             assert opened == [pane.run_id]
