@@ -80,11 +80,11 @@ def _base_url(spec: ModelSpec) -> str | None:
     return spec.base_url
 
 
-def make_client(spec: ModelSpec, timeout: float, *, asynchronous: bool = False) -> Any:
+def make_client(spec: ModelSpec, timeout: float, *, asynchronous: bool = False, base_url: str | None = None) -> Any:
     """An openai SDK client for `spec`: AzureOpenAI for azure:/, OpenAI for the others. SDK retries are off."""
     import openai
 
-    base_url = _base_url(spec)
+    base_url = base_url or _base_url(spec)
     common: dict[str, Any] = {"api_key": spec.api_key, "max_retries": 0, "timeout": timeout}
     if asynchronous:
         # aiohttp costs less CPU per request than httpx: it matters on 2 cores at concurrency 16.
@@ -333,10 +333,12 @@ _sync_lock = threading.Lock()
 
 
 def _sync_client(spec: ModelSpec, timeout: float) -> Any:
-    key = (spec.uri, spec.base_url, timeout)
+    # Keyed by the URL in force: the local model's server may have been restarted on another port.
+    base_url = _base_url(spec)
+    key = (spec.uri, base_url, timeout)
     with _sync_lock:
         if key not in _sync_clients:
-            _sync_clients[key] = make_client(spec, timeout)
+            _sync_clients[key] = make_client(spec, timeout, base_url=base_url)
         return _sync_clients[key]
 
 

@@ -32,6 +32,7 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DO_NOT_TRACK", "true")
     monkeypatch.setenv("MLFLOW_MODEL_CATALOG_URI", "")
     monkeypatch.setenv("PROCTOR_BACKOFF_BASE", "0.01")
+    monkeypatch.setenv("PROCTOR_STATE_DIR", str(tmp_path / ".proctor-state"))
     monkeypatch.chdir(tmp_path)
     import core.config
 

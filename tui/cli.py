@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 import tui.commands
@@ -47,9 +49,26 @@ def fail(message: str, code: int = 2) -> int:
     return code
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C would be, so that commands save their work the same way."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is not None and threading.current_thread() is threading.main_thread():
+        # SIGTERM and SIGHUP (a closed SSH session) stop a command the way Ctrl-C does: what is done is saved,
+        # and child servers are stopped by atexit.
+        for name in ("SIGTERM", "SIGHUP"):
+            signal.signal(getattr(signal, name), _stop_like_ctrl_c)
     try:
         if args.command is None:
             from core.config import load_settings, resolve_model
@@ -63,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ProctorError as error:
         return fail(str(error), error.exit_code)
+    except Terminated as stop:
+        return fail("terminated (what was finished is saved)", 128 + stop.signum)
     except KeyboardInterrupt:
         return fail("interrupted (what was finished is saved)", 130)
     except BrokenPipeError:
