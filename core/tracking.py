@@ -134,6 +134,9 @@ def captured_output(path: str | os.PathLike[str] | None = None, secrets: list[st
         swapped: list[tuple[logging.StreamHandler, TextIO]] = []
         for logger in _mlflow_loggers():
             for handler in logger.handlers:
+                # MLflow shares one handler between several loggers: swap it once, or its original stream is lost.
+                if any(handler is done for done, _ in swapped):
+                    continue
                 if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                     swapped.append((handler, handler.stream))
                     _set_stream(handler, handle)
@@ -141,7 +144,7 @@ def captured_output(path: str | os.PathLike[str] | None = None, secrets: list[st
             with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
                 yield handle
         finally:
-            for handler, stream in swapped:
+            for handler, stream in reversed(swapped):
                 _set_stream(handler, stream)
             # A handler created while we were capturing (MLflow configures its loggers on first import) took our
             # file as its stream: hand it the real stderr before the file closes.
