@@ -674,18 +674,19 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
 
     from core import __version__
     from core.config import split_model_uri
-    from core.tracking import captured_output
+    from core.tracking import active_experiment, captured_output, follow_tracking_uri
 
     sendable = [r for r in rows if not r.answer_error]
     judged_names = [n for n in names if _needs_judge(n)]
     report("judging", 0, len(sendable), message="starting MLflow")
     t0 = time.perf_counter()
-    with captured_output(log_file, secrets=secrets):
+    with captured_output(log_file, secrets=secrets), contextlib.ExitStack() as scope:
         import mlflow
 
         timings["mlflow_import_s"] = time.perf_counter() - t0
+        follow_tracking_uri()
         try:
-            exp = mlflow.set_experiment(experiment_name)
+            exp = scope.enter_context(active_experiment(experiment_name))
         except Exception as error:  # noqa: BLE001 - a bad store / URI is a settings problem
             raise ConfigError(f"MLflow could not open experiment {experiment_name!r} at {tracking}: "
                               f"{scrub(str(error).splitlines()[0] if str(error) else type(error).__name__)}"

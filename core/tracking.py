@@ -22,7 +22,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 OFFLINE_DEFAULTS: dict[str, str] = {
     # Telemetry would try to reach the network from a background thread.
@@ -152,3 +152,46 @@ def captured_output(path: str | os.PathLike[str] | None = None, secrets: list[st
                 if isinstance(handler, logging.StreamHandler) and handler.stream in (handle, raw):
                     _set_stream(handler, sys.stderr)
             handle.flush()
+
+
+@contextlib.contextmanager
+def active_experiment(name: str) -> Iterator[Any]:
+    """`mlflow.set_experiment(name)` for the duration, then the previous active experiment back.
+
+    MLflow keeps the active experiment in process-wide state (a module global and MLFLOW_EXPERIMENT_ID): left
+    behind, it would send the traces of later, unrelated MLflow calls in the same process (the app, a test) to
+    this experiment, or to a store that no longer holds it.
+    """
+    import mlflow
+    from mlflow.tracking import fluent
+
+    saved_id = fluent._active_experiment_id
+    saved_env = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    try:
+        yield mlflow.set_experiment(name)
+    finally:
+        fluent._active_experiment_id = saved_id
+        if saved_env is None:
+            os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+        else:
+            os.environ["MLFLOW_EXPERIMENT_ID"] = saved_env
+
+
+_traced_uri: str | None = None
+
+
+def follow_tracking_uri() -> str:
+    """Make MLflow's trace exporter write to `tracking_uri()`, and return it.
+
+    MLflow builds its trace exporter once per process, bound to the store in force at the first trace: if
+    MLFLOW_TRACKING_URI changes later in the same process, traces would still go to the old store. Resetting the
+    tracer when the URI changed makes the next trace bind to the new one.
+    """
+    global _traced_uri
+    uri = tracking_uri()
+    if _traced_uri is not None and uri != _traced_uri:
+        import mlflow.tracing
+
+        mlflow.tracing.reset()
+    _traced_uri = uri
+    return uri

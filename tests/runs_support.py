@@ -37,6 +37,9 @@ def use_store(folder: Path) -> str:
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from core.tracking import follow_tracking_uri
+
+    follow_tracking_uri()
     return uri
 
 
