@@ -56,7 +56,7 @@ class AnswerScreen(ModalScreen[str | None]):
     #answer-files { height: auto; max-height: 4; }
     #answer-error { color: $error; height: auto; }
     #answer-status { height: auto; min-height: 1; }
-    #answer-buttons { height: auto; margin-top: 1; }
+    #answer-buttons { height: auto; margin-top: 1; }  /* compact buttons: the dialog fits 80x24 */
     #answer-buttons Button { margin-right: 1; }
     """
 
@@ -97,10 +97,10 @@ class AnswerScreen(ModalScreen[str | None]):
             yield ProgressBar(total=None, show_eta=False, id="answer-progress")
             yield Static("", id="answer-status")
             with Horizontal(id="answer-buttons"):
-                yield Button("Start", variant="primary", id="answer-start")
-                yield Button("Cancel", variant="error", id="answer-stop")
-                yield Button("Open in Grade", variant="success", id="answer-open")
-                yield Button("Close", id="answer-close")
+                yield Button("Start", variant="primary", id="answer-start", compact=True)
+                yield Button("Cancel", variant="error", id="answer-stop", compact=True)
+                yield Button("Open in Grade", variant="success", id="answer-open", compact=True)
+                yield Button("Close", id="answer-close", compact=True)
 
     @staticmethod
     def _default_model() -> str:
