@@ -132,17 +132,22 @@ def _usual_mode(tmp: str, path: Path) -> None:
     os.chmod(tmp, mode)
 
 
-def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write `frame` to `path` atomically (temp file + fsync + rename), spreadsheet-safe, UTF-8 with BOM."""
+def write_bytes_atomic(data: bytes, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    """Replace `path` with `data` atomically: a temporary file beside it, flushed to disk, then renamed over it.
+
+    A reader, or a process killed half way, sees the old file or the new one, never a mix. `fsync=False` skips
+    the flush to disk: the rename is still atomic and a killed process still leaves a whole file (the page cache
+    outlives the process); only a power cut could lose the last write. Frequent intermediate saves use it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    safe = frame.map(neutralise)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as handle:
-            safe.to_csv(handle, index=False, lineterminator="\r\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
         _usual_mode(tmp, path)
         os.replace(tmp, path)
     except BaseException:
@@ -151,6 +156,12 @@ def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
         except OSError:
             pass
         raise
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write `frame` to `path` atomically (temp file + fsync + rename), spreadsheet-safe, UTF-8 with BOM."""
+    text = frame.map(neutralise).to_csv(index=False, lineterminator="\r\n")
+    write_bytes_atomic(text.encode("utf-8-sig"), path)
 
 
 def csv_line(cells: Iterable[object]) -> str:
@@ -165,29 +176,9 @@ def csv_line(cells: Iterable[object]) -> str:
 
 
 def write_lines_atomic(lines: Iterable[str], path: str | os.PathLike[str], *, fsync: bool = True) -> None:
-    """Write records made by `csv_line` (header first) to `path` atomically, UTF-8 with BOM.
-
-    `fsync=False` skips the flush to disk: the rename is still atomic and a killed process still leaves the
-    old or the new file whole (the page cache outlives the process); only a power cut could lose the last write.
-    Frequent intermediate saves use it; the final save does not.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as handle:
-            handle.write("".join(lines))
-            if fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        _usual_mode(tmp, path)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write records made by `csv_line` (header first) to `path` atomically, UTF-8 with BOM (see
+    `write_bytes_atomic` for `fsync`)."""
+    write_bytes_atomic("".join(lines).encode("utf-8-sig"), path, fsync=fsync)
 
 
 def normalise_header(name: str) -> str:

@@ -30,13 +30,12 @@ import io
 import math
 import os
 import random
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.csvio import QUESTION_ALIASES, REFERENCE_ALIASES, find_column, neutralise, read_table
+from core.csvio import QUESTION_ALIASES, REFERENCE_ALIASES, find_column, neutralise, read_table, write_bytes_atomic
 from core.errors import InputError, ProctorError
 
 if TYPE_CHECKING:
@@ -337,19 +336,7 @@ class GradingSession:
         if self.changed_on_disk():
             raise FileChangedError(f"{self.path.name} changed on disk since it was opened: nothing was written")
         data = BOM + b"".join(self._lines)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_bytes_atomic(data, self.path)
         self._stamp = self._stamp_of(data)
 
     def _apply(self, row: int, verdict: str, note: str) -> None:
