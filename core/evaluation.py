@@ -159,10 +159,24 @@ def _code_scorers() -> dict[str, Any]:
     return {"exact_match": exact_match, "contains_reference": contains_reference}
 
 
-def _judge_scorer(name: str, judge_uri: str, timeout: float) -> Any:
+# llama.cpp's server constrains its output with this form of response_format (json_schema answers HTTP 500): without
+# it the tiny local judge writes prose that MLflow cannot parse.
+LOCAL_JUDGE_PARAMS = {
+    "temperature": 0.0,
+    "response_format": {"type": "json_object", "schema": {
+        "type": "object",
+        "properties": {"rationale": {"type": "string"}, "result": {"type": "string", "enum": ["yes", "no"]}},
+        "required": ["rationale", "result"],
+    }},
+}
+
+
+def _judge_scorer(name: str, judge_uri: str, timeout: float, local: bool = False) -> Any:
     from mlflow.genai import scorers as s
 
-    common = {"model": judge_uri, "timeout": timeout}
+    common: dict[str, Any] = {"model": judge_uri, "timeout": timeout}
+    if local and name == "correctness":
+        return _local_correctness(judge_uri, timeout)
     if name == "correctness":
         return s.Correctness(**common)
     if name == "equivalence":
@@ -176,6 +190,29 @@ def _judge_scorer(name: str, judge_uri: str, timeout: float) -> Any:
     if name == "fluency":
         return s.Fluency(**common)
     raise InputError(f"unknown judge scorer {name!r}")  # pragma: no cover - parse_scorers checked the name
+
+
+LOCAL_CORRECTNESS_INSTRUCTIONS = (
+    "You check an answer against a reference answer.\n"
+    "Question: {{ inputs }}\nAnswer: {{ outputs }}\nReference: {{ expectations }}\n"
+    "Reply `yes` if the answer states the reference's facts, else `no`, with a one-sentence rationale."
+)
+
+
+def _local_correctness(judge_uri: str, timeout: float) -> Any:
+    """Correctness for the embedded judge: MLflow's built-in scorer cannot pass it the response_format that
+    llama.cpp's server understands, so the same verdict is asked through make_judge, which can."""
+    from typing import Literal
+
+    from mlflow.genai.judges import make_judge
+
+    judge = make_judge(name="correctness", instructions=LOCAL_CORRECTNESS_INSTRUCTIONS, model=judge_uri,
+                       feedback_value_type=Literal["yes", "no"], inference_params=LOCAL_JUDGE_PARAMS)
+    try:
+        judge.timeout = timeout
+    except (AttributeError, ValueError):  # pragma: no cover - a judge without a timeout field
+        pass
+    return judge
 
 
 # ---------------------------------------------------------------- judge
@@ -720,7 +757,8 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                 scorer_objs = []
                 code = _code_scorers()
                 for n in names:
-                    scorer_objs.append(code[n] if n in code else _judge_scorer(n, judge_setup.mlflow_uri, timeout))
+                    scorer_objs.append(code[n] if n in code else _judge_scorer(
+                        n, judge_setup.mlflow_uri, timeout, local=judge_setup.uri.startswith("local:")))
                 judged = {"rows": 0}
 
                 def on_row(done: int, total: int) -> None:
