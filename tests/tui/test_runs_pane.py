@@ -15,7 +15,9 @@ from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Footer, Static
 
 from tests.runs_support import MINI, NANO, log_contract_run, use_store
-from tui.panes.runs import CompareScreen, RunDetailScreen, RunsPane
+from tui.panes.runs import RunsPane
+from tui.screens.compare import CompareScreen
+from tui.screens.run_detail import RunDetailScreen
 from tui.widgets.metric_chart import MetricChart, bar_rows
 
 TUI = Path(__file__).resolve().parents[2] / "tui"
@@ -24,7 +26,8 @@ TUI = Path(__file__).resolve().parents[2] / "tui"
 class RunsHost(App[None]):
     """The Runs pane alone, styled as in the app: other panes' changes cannot move these tests."""
 
-    CSS_PATH = [TUI / "proctor.tcss", TUI / "panes" / "runs.tcss"]
+    CSS_PATH = [TUI / "proctor.tcss", TUI / "panes" / "runs.tcss", TUI / "screens" / "compare.tcss",
+                TUI / "screens" / "run_detail.tcss"]
 
     def compose(self) -> ComposeResult:
         yield RunsPane()

@@ -19,16 +19,17 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
+from tui.screens.compare import CompareScreen
+from tui.screens.run_detail import RunDetailScreen
 from tui.widgets.metric_chart import MetricChart
 
 if TYPE_CHECKING:
     from core.mlflow_server import MlflowServer
-    from core.runs import Comparison, RunDetail, RunInfo
+    from core.runs import RunInfo
 
 CHART_METRICS = ("accuracy", "correctness/mean", "exact_match/mean", "contains_reference/mean", "latency_mean_s",
                  "judge_errors", "answer_errors")
@@ -343,193 +344,3 @@ class RunsPane(Vertical):
         if self._ui_url and "MLflow UI" not in text:
             parts.append(f"MLflow UI: {self._ui_url}")
         self.query_one("#runs-status", Static).update(escape(" · ".join(p for p in parts if p)))
-
-
-class RunDetailScreen(Screen[None]):
-    """One run: its summary, and one line per question with the verdict; the highlighted row's text in full."""
-
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="run_detail.back")]
-
-    @dataclass
-    class Loaded(Message):
-        detail: Any
-
-    @dataclass
-    class Failed(Message):
-        error: str
-
-    def __init__(self, run_ref: str) -> None:
-        super().__init__(classes="runs-screen")
-        self.run_ref = run_ref
-        self.detail: RunDetail | None = None
-        self._records: list[dict[str, str]] = []
-
-    def compose(self) -> ComposeResult:
-        yield Static(f"[b]Run[/] {escape(self.run_ref)}  loading…", id="detail-summary")
-        yield DataTable(id="detail-table", cursor_type="row", zebra_stripes=True)
-        with VerticalScroll(id="detail-row-box"):
-            yield Static("", id="detail-row")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        table = self.query_one("#detail-table", DataTable)
-        for key, title in (("row", "#"), ("verdict", "Verdict"), ("question", "Question"), ("answer", "Answer"),
-                           ("reference", "Reference")):
-            table.add_column(title, key=key)
-        table.focus()
-        self.load(self.run_ref)
-
-    @work(thread=True, exclusive=True)
-    def load(self, ref: str) -> None:
-        from core.errors import ProctorError
-        from core.runs import load_run
-
-        try:
-            self.post_message(self.Loaded(load_run(ref)))
-        except ProctorError as error:
-            self.post_message(self.Failed(str(error)))
-        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
-            self.post_message(self.Failed(f"{type(error).__name__}: {error}"))
-
-    def on_run_detail_screen_loaded(self, message: Loaded) -> None:
-        from core.runs import format_metric
-
-        detail: RunDetail = message.detail
-        self.detail = detail
-        info = detail.info
-        metrics = " · ".join(f"{name} {format_metric(value, name)}" for name, value in info.main_metrics.items())
-        source = {"artifact": "results/results.csv", "traces": "trace assessments"}.get(detail.results_source,
-                                                                                       "no per-row results")
-        self.query_one("#detail-summary", Static).update(
-            f"[b]{escape(info.name)}[/] {info.short_id} · {escape(info.model)} · judge {escape(info.judge or 'none')}"
-            f" · {info.date} · {info.status.lower()}\n{escape(metrics)}\n[dim]rows from {source}[/]")
-        table = self.query_one("#detail-table", DataTable)
-        self._records = detail.results.fillna("").astype(str).to_dict(orient="records")
-        for index, record in enumerate(self._records):
-            table.add_row(record.get("row", str(index + 1)), _verdict_text(record),
-                          _clip(record.get("question", ""), 40), _clip(record.get("llm_answer", ""), 24),
-                          _clip(record.get("reference", ""), 18), key=str(index))
-        if self._records:
-            self._show_record(0)
-        else:
-            self.query_one("#detail-row", Static).update("This run has no per-row results.")
-
-    def on_run_detail_screen_failed(self, message: Failed) -> None:
-        self.query_one("#detail-summary", Static).update(f"[red]{escape(message.error)}[/]")
-
-    @on(DataTable.RowHighlighted, "#detail-table")
-    def highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key.value is not None:
-            self._show_record(int(event.row_key.value))
-
-    def _show_record(self, index: int) -> None:
-        record = self._records[index]
-        lines = [f"[b]Q{escape(record.get('row', ''))}[/] {escape(record.get('question', ''))}",
-                 f"[b]Reference[/] {escape(record.get('reference', ''))}",
-                 f"[b]Answer[/] {escape(record.get('llm_answer', ''))}"]
-        if record.get("answer_error"):
-            lines.append(f"[red]Answer error[/] {escape(record['answer_error'])}")
-        lines.append(f"[b]Judge[/] {escape(record.get('judge_verdict') or '-')}: "
-                     f"{escape(record.get('judge_rationale', ''))}")
-        if record.get("judge_error"):
-            lines.append(f"[red]Judge error[/] {escape(record['judge_error'])}")
-        if record.get("human_verdict"):
-            lines.append(f"[b]Human[/] {escape(record['human_verdict'])}")
-        self.query_one("#detail-row", Static).update("\n".join(lines))
-
-
-def _verdict_text(record: dict[str, str]) -> Text:
-    from core.runs import parse_verdict
-
-    verdict = parse_verdict(record.get("judge_verdict"))
-    if verdict is True:
-        return Text("✓ correct", style="green")
-    if verdict is False:
-        return Text("✗ incorrect", style="red")
-    return Text("? no verdict", style="yellow")
-
-
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-class CompareScreen(Screen[None]):
-    """Two runs side by side: metric deltas (B - A), then the questions whose verdicts differ, with rationales."""
-
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="compare.back")]
-
-    @dataclass
-    class Loaded(Message):
-        comparison: Any
-
-    @dataclass
-    class Failed(Message):
-        error: str
-
-    def __init__(self, run_a: str, run_b: str) -> None:
-        super().__init__(classes="runs-screen")
-        self.run_a = run_a
-        self.run_b = run_b
-        self.comparison: Comparison | None = None
-
-    def compose(self) -> ComposeResult:
-        yield Static(f"[b]Comparing[/] {escape(self.run_a[:8])} and {escape(self.run_b[:8])}  loading…",
-                     id="compare-summary")
-        with VerticalScroll(id="compare-body"):
-            yield DataTable(id="compare-metrics", cursor_type="row", show_cursor=False)
-            yield Static("", id="compare-rows")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        table = self.query_one("#compare-metrics", DataTable)
-        for key, title in (("metric", "Metric"), ("a", "A"), ("b", "B"), ("delta", "Δ B-A"), ("better", "Better")):
-            table.add_column(title, key=key)
-        self.query_one("#compare-body").focus()
-        self.load(self.run_a, self.run_b)
-
-    @work(thread=True, exclusive=True)
-    def load(self, run_a: str, run_b: str) -> None:
-        from core.errors import ProctorError
-        from core.runs import compare_runs
-
-        try:
-            self.post_message(self.Loaded(compare_runs(run_a, run_b)))
-        except ProctorError as error:
-            self.post_message(self.Failed(str(error)))
-        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
-            self.post_message(self.Failed(f"{type(error).__name__}: {error}"))
-
-    def on_compare_screen_loaded(self, message: Loaded) -> None:
-        from core.runs import format_delta, format_metric
-
-        comparison: Comparison = message.comparison
-        self.comparison = comparison
-        a, b = comparison.a, comparison.b
-        lines = [f"[b]A[/] {escape(a.name)} {a.short_id} · {escape(a.model)} · judge {escape(a.judge or 'none')}",
-                 f"[b]B[/] {escape(b.name)} {b.short_id} · {escape(b.model)} · judge {escape(b.judge or 'none')}"]
-        lines += [f"[yellow]⚠ {escape(w)}[/]" for w in comparison.warnings]
-        self.query_one("#compare-summary", Static).update("\n".join(lines))
-        table = self.query_one("#compare-metrics", DataTable)
-        for m in comparison.metrics:
-            better = {"a": Text("A", style="bold green"), "b": Text("B", style="bold green")}.get(m.better, "")
-            table.add_row(m.name, Text(format_metric(m.a, m.name), justify="right"),
-                          Text(format_metric(m.b, m.name), justify="right"),
-                          Text(format_delta(m.delta, m.name), justify="right"), better)
-        parts = [f"{comparison.matched_rows} questions matched · verdicts from {escape(comparison.basis or '-')}"]
-        for title, diffs in ((f"A right, B wrong ({len(comparison.a_right_b_wrong)})", comparison.a_right_b_wrong),
-                             (f"B right, A wrong ({len(comparison.b_right_a_wrong)})", comparison.b_right_a_wrong)):
-            parts.append(f"\n[b]{title}[/]")
-            if not diffs:
-                parts.append("[dim]none[/]")
-            for d in diffs:
-                parts.append(f"[b]Q{escape(d.row_a)}[/] {escape(d.question)}  [dim]reference:[/] "
-                             f"{escape(d.reference)}")
-                parts.append(f"  [b]A[/] {escape(d.verdict_a)}: {escape(d.answer_a)}\n"
-                             f"     [dim]{escape(d.rationale_a)}[/]")
-                parts.append(f"  [b]B[/] {escape(d.verdict_b)}: {escape(d.answer_b)}\n"
-                             f"     [dim]{escape(d.rationale_b)}[/]")
-        self.query_one("#compare-rows", Static).update("\n".join(parts))
-
-    def on_compare_screen_failed(self, message: Failed) -> None:
-        self.query_one("#compare-summary", Static).update(f"[red]{escape(message.error)}[/]")

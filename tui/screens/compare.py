@@ -1,0 +1,103 @@
+"""The comparison screen: two evaluation runs side by side, opened from the Runs pane (`c` on two marked runs).
+
+Escape goes back. The runs are compared by core.runs in a thread worker (importing mlflow takes about 3 s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+if TYPE_CHECKING:
+    from core.runs import Comparison
+
+
+class CompareScreen(Screen[None]):
+    """Two runs side by side: metric deltas (B - A), then the questions whose verdicts differ, with rationales."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="compare.back")]
+
+    @dataclass
+    class Loaded(Message):
+        comparison: Any
+
+    @dataclass
+    class Failed(Message):
+        error: str
+
+    def __init__(self, run_a: str, run_b: str) -> None:
+        super().__init__(classes="runs-screen")
+        self.run_a = run_a
+        self.run_b = run_b
+        self.comparison: Comparison | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"[b]Comparing[/] {escape(self.run_a[:8])} and {escape(self.run_b[:8])}  loading…",
+                     id="compare-summary")
+        with VerticalScroll(id="compare-body"):
+            yield DataTable(id="compare-metrics", cursor_type="row", show_cursor=False)
+            yield Static("", id="compare-rows")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#compare-metrics", DataTable)
+        for key, title in (("metric", "Metric"), ("a", "A"), ("b", "B"), ("delta", "Δ B-A"), ("better", "Better")):
+            table.add_column(title, key=key)
+        self.query_one("#compare-body").focus()
+        self.load(self.run_a, self.run_b)
+
+    @work(thread=True, exclusive=True)
+    def load(self, run_a: str, run_b: str) -> None:
+        from core.errors import ProctorError
+        from core.runs import compare_runs
+
+        try:
+            self.post_message(self.Loaded(compare_runs(run_a, run_b)))
+        except ProctorError as error:
+            self.post_message(self.Failed(str(error)))
+        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
+            self.post_message(self.Failed(f"{type(error).__name__}: {error}"))
+
+    def on_compare_screen_loaded(self, message: Loaded) -> None:
+        from core.runs import format_delta, format_metric
+
+        comparison: Comparison = message.comparison
+        self.comparison = comparison
+        a, b = comparison.a, comparison.b
+        lines = [f"[b]A[/] {escape(a.name)} {a.short_id} · {escape(a.model)} · judge {escape(a.judge or 'none')}",
+                 f"[b]B[/] {escape(b.name)} {b.short_id} · {escape(b.model)} · judge {escape(b.judge or 'none')}"]
+        lines += [f"[yellow]⚠ {escape(w)}[/]" for w in comparison.warnings]
+        self.query_one("#compare-summary", Static).update("\n".join(lines))
+        table = self.query_one("#compare-metrics", DataTable)
+        for m in comparison.metrics:
+            better = {"a": Text("A", style="bold green"), "b": Text("B", style="bold green")}.get(m.better, "")
+            table.add_row(m.name, Text(format_metric(m.a, m.name), justify="right"),
+                          Text(format_metric(m.b, m.name), justify="right"),
+                          Text(format_delta(m.delta, m.name), justify="right"), better)
+        parts = [f"{comparison.matched_rows} questions matched · verdicts from {escape(comparison.basis or '-')}"]
+        for title, diffs in ((f"A right, B wrong ({len(comparison.a_right_b_wrong)})", comparison.a_right_b_wrong),
+                             (f"B right, A wrong ({len(comparison.b_right_a_wrong)})", comparison.b_right_a_wrong)):
+            parts.append(f"\n[b]{title}[/]")
+            if not diffs:
+                parts.append("[dim]none[/]")
+            for d in diffs:
+                parts.append(f"[b]Q{escape(d.row_a)}[/] {escape(d.question)}  [dim]reference:[/] "
+                             f"{escape(d.reference)}")
+                parts.append(f"  [b]A[/] {escape(d.verdict_a)}: {escape(d.answer_a)}\n"
+                             f"     [dim]{escape(d.rationale_a)}[/]")
+                parts.append(f"  [b]B[/] {escape(d.verdict_b)}: {escape(d.answer_b)}\n"
+                             f"     [dim]{escape(d.rationale_b)}[/]")
+        self.query_one("#compare-rows", Static).update("\n".join(parts))
+
+    def on_compare_screen_failed(self, message: Failed) -> None:
+        self.query_one("#compare-summary", Static).update(f"[red]{escape(message.error)}[/]")
