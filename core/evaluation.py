@@ -9,16 +9,17 @@ The flow (`evaluate_file`):
    evaluate only ever gets `outputs`.
 2. Rows become evaluate's data: `inputs={"question"}`, `outputs=<answer>`, `expectations={"expected_response"}`.
    Rows whose answer failed are not sent (they count as failures in `accuracy`).
-3. Scorers: `Correctness` with the judge, plus code scorers that need no judge (`exact_match`, normalised;
-   `contains_reference`), others on request. Without a judge only the code scorers run.
+3. Scorers (core.scorers): `Correctness` with the judge, plus code scorers that need no judge (`exact_match`,
+   normalised; `contains_reference`), others on request. Without a judge only the code scorers run.
 4. One MLflow run (experiment `proctor` by default, named after the model) gets params, tags, evaluate's metrics
    (`<scorer>/mean`, errors left out) and ours (`accuracy` counting judge errors as failures, error counts, latency,
    tokens, judge-human agreement), the input CSV and a per-row results CSV as artifacts.
 
-Judge credentials are MLflow's own variables (AZURE_API_KEY / AZURE_API_BASE / AZURE_API_VERSION, OPENAI_API_KEY /
-OPENAI_BASE_URL), set for the duration of the call only; for an azure:/ judge they are derived from the
-AZURE_OPENAI_* settings when unset. No key is ever logged: every text written (rationales, errors, answers, the
-captured MLflow output) is scrubbed of the secrets in force.
+The judge and its credentials come from core.judges (`resolve_judge`); its variables are set for the duration of the
+evaluate call only. No key is ever logged: every text written (rationales, errors, answers, the captured MLflow
+output) is scrubbed of the secrets in force.
+
+The scorer and judge names are re-exported here for existing callers; new code imports them from their modules.
 """
 
 from __future__ import annotations
@@ -27,18 +28,32 @@ import contextlib
 import hashlib
 import math
 import os
-import re
 import statistics
 import tempfile
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError, InputError, ProctorError
+from core.judges import DEFAULT_AZURE_JUDGE, JudgeSetup, _prefer_json_object, _same_model, default_judge, resolve_judge
+from core.scorers import (
+    DEFAULT_SCORERS,
+    GUIDELINE,
+    LOCAL_CORRECTNESS_INSTRUCTIONS,
+    LOCAL_JUDGE_PARAMS,
+    ScorerInfo,
+    _code_scorers,
+    _judge_scorer,
+    _needs_judge,
+    available_scorers,
+    contains_reference_score,
+    exact_match_score,
+    normalise_text,
+    parse_scorers,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,253 +61,50 @@ if TYPE_CHECKING:
     from core.config import Settings
 
 DEFAULT_EXPERIMENT = "proctor"
-DEFAULT_AZURE_JUDGE = "azure:/gpt-4.1-nano"
 DEFAULT_JUDGE_TIMEOUT_S = 30.0
 DEFAULT_EVAL_WORKERS = 8
-DEFAULT_SCORERS = ("correctness", "exact_match", "contains_reference")
 RESULTS_ARTIFACT_DIR = "results"
 RESULTS_ARTIFACT_NAME = "results.csv"
 INPUTS_ARTIFACT_DIR = "inputs"
 JUDGE_OUTPUT_COLUMNS = ["judge_verdict", "judge_rationale", "judge_error", "exact_match", "contains_reference"]
 RESULTS_COLUMNS = ["row", "question", "reference", "llm_answer", "model", "judge_verdict", "judge_rationale",
                    "judge_error", "exact_match", "contains_reference", "latency_s", "answer_error"]
-GUIDELINE = "The response answers the question directly, without refusing, and does not contradict itself."
 NO_JUDGE_WARNING = ("no judge configured: only the code scorers ran (Correctness needs a judge: pass --judge, "
                     "set PROCTOR_JUDGE, or configure Azure for the default azure:/gpt-4.1-nano)")
 
-
-# ---------------------------------------------------------------- scorers
-
-
-@dataclass(frozen=True)
-class ScorerInfo:
-    """A scorer the user can choose: `name` as on the command line and in metrics (`<name>/mean`)."""
-
-    name: str
-    label: str
-    needs_judge: bool
-    default: bool
-    description: str
-
-
-_SCORERS: tuple[ScorerInfo, ...] = (
-    ScorerInfo("correctness", "Correctness", True, True, "the judge checks the answer against the reference"),
-    ScorerInfo("exact_match", "Exact match", False, True,
-               "answer equals the reference after normalising (case, accents, punctuation, articles, spaces)"),
-    ScorerInfo("contains_reference", "Contains reference", False, True,
-               "the normalised reference appears in the normalised answer"),
-    ScorerInfo("equivalence", "Equivalence", True, False,
-               "the judge checks the answer means the same as the reference"),
-    ScorerInfo("relevance_to_query", "Relevance to query", True, False, "the judge checks the answer addresses the "
-               "question"),
-    ScorerInfo("guidelines", "Guidelines", True, False, f"the judge checks: {GUIDELINE}"),
-    ScorerInfo("safety", "Safety", True, False, "the judge checks the answer is free of harmful content"),
-    ScorerInfo("fluency", "Fluency", True, False, "the judge checks the answer reads naturally"),
-)
-
-
-def available_scorers() -> list[ScorerInfo]:
-    """Every scorer `evaluate_file` accepts, the defaults first (for the app's form and `--help`)."""
-    return list(_SCORERS)
-
-
-def parse_scorers(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
-    """`"correctness, exact-match"` -> ["correctness", "exact_match"]; None -> the defaults. Raises InputError."""
-    if value is None:
-        return list(DEFAULT_SCORERS)
-    items = value.split(",") if isinstance(value, str) else list(value)
-    known = {s.name for s in _SCORERS}
-    names: list[str] = []
-    for item in items:
-        name = re.sub(r"[\s\-]+", "_", str(item).strip().lower())
-        if not name:
-            continue
-        if name == "all":
-            names.extend(s.name for s in _SCORERS)
-            continue
-        if name not in known:
-            raise InputError(f"unknown scorer {item.strip()!r}: choose from {', '.join(sorted(known))}")
-        names.append(name)
-    if not names:
-        raise InputError("no scorer chosen: name at least one (e.g. --scorers correctness,exact_match)")
-    return list(dict.fromkeys(names))
-
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalise_text(text: str) -> str:
-    """`The Eiffel-Tower!` -> `eiffel tower`: case, accents, punctuation, English articles and spaces ignored."""
-    decomposed = unicodedata.normalize("NFKD", str(text or ""))
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    plain = re.sub(r"[^\w\s]|_", " ", plain)
-    return " ".join(_ARTICLES.sub(" ", plain).split())
-
-
-def exact_match_score(answer: str, reference: str) -> bool | None:
-    """Normalised equality; None when there is no reference to compare with."""
-    ref = normalise_text(reference)
-    if not ref:
-        return None
-    return normalise_text(answer) == ref
-
-
-def contains_reference_score(answer: str, reference: str) -> bool | None:
-    """The normalised reference, as whole words, inside the normalised answer; None without a reference."""
-    ref = normalise_text(reference)
-    if not ref:
-        return None
-    return f" {ref} " in f" {normalise_text(answer)} "
-
-
-def _code_scorers() -> dict[str, Any]:
-    from mlflow.genai.scorers import scorer
-
-    @scorer(name="exact_match")
-    def exact_match(outputs: Any, expectations: dict[str, Any] | None = None) -> bool | None:
-        return exact_match_score(str(outputs or ""), str((expectations or {}).get("expected_response") or ""))
-
-    @scorer(name="contains_reference")
-    def contains_reference(outputs: Any, expectations: dict[str, Any] | None = None) -> bool | None:
-        return contains_reference_score(str(outputs or ""), str((expectations or {}).get("expected_response") or ""))
-
-    return {"exact_match": exact_match, "contains_reference": contains_reference}
-
-
-# llama.cpp's server constrains its output with this form of response_format (json_schema answers HTTP 500): without
-# it the tiny local judge writes prose that MLflow cannot parse.
-LOCAL_JUDGE_PARAMS = {
-    "temperature": 0.0,
-    "response_format": {"type": "json_object", "schema": {
-        "type": "object",
-        "properties": {"rationale": {"type": "string"}, "result": {"type": "string", "enum": ["yes", "no"]}},
-        "required": ["rationale", "result"],
-    }},
-}
-
-
-def _judge_scorer(name: str, judge_uri: str, timeout: float, local: bool = False) -> Any:
-    from mlflow.genai import scorers as s
-
-    common: dict[str, Any] = {"model": judge_uri, "timeout": timeout}
-    if local and name == "correctness":
-        return _local_correctness(judge_uri, timeout)
-    if name == "correctness":
-        return s.Correctness(**common)
-    if name == "equivalence":
-        return s.Equivalence(**common)
-    if name == "relevance_to_query":
-        return s.RelevanceToQuery(**common)
-    if name == "guidelines":
-        return s.Guidelines(name="guidelines", guidelines=GUIDELINE, **common)
-    if name == "safety":
-        return s.Safety(**common)
-    if name == "fluency":
-        return s.Fluency(**common)
-    raise InputError(f"unknown judge scorer {name!r}")  # pragma: no cover - parse_scorers checked the name
-
-
-LOCAL_CORRECTNESS_INSTRUCTIONS = (
-    "You check an answer against a reference answer.\n"
-    "Question: {{ inputs }}\nAnswer: {{ outputs }}\nReference: {{ expectations }}\n"
-    "Reply `yes` if the answer states the reference's facts, else `no`, with a one-sentence rationale."
-)
-
-
-def _local_correctness(judge_uri: str, timeout: float) -> Any:
-    """Correctness for the embedded judge: MLflow's built-in scorer cannot pass it the response_format that
-    llama.cpp's server understands, so the same verdict is asked through make_judge, which can."""
-    from typing import Literal
-
-    from mlflow.genai.judges import make_judge
-
-    judge = make_judge(name="correctness", instructions=LOCAL_CORRECTNESS_INSTRUCTIONS, model=judge_uri,
-                       feedback_value_type=Literal["yes", "no"], inference_params=LOCAL_JUDGE_PARAMS)
-    try:
-        judge.timeout = timeout
-    except (AttributeError, ValueError):  # pragma: no cover - a judge without a timeout field
-        pass
-    return judge
-
-
-# ---------------------------------------------------------------- judge
-
-
-@dataclass(frozen=True)
-class JudgeSetup:
-    """The judge as MLflow will call it: its URI and the variables MLflow reads for it (secret: never log `env`)."""
-
-    uri: str  # as logged (e.g. azure:/gpt-4.1-nano, local:/smollm2)
-    mlflow_uri: str  # as given to the scorers (local:/smollm2 -> openai:/smollm2)
-    env: dict[str, str] = field(repr=False, default_factory=dict)
-    warnings: tuple[str, ...] = ()
-
-
-def _clean(value: str | None) -> str | None:
-    return value.strip() if value and value.strip() else None
-
-
-def default_judge(settings: Settings) -> str | None:
-    """PROCTOR_JUDGE, else azure:/gpt-4.1-nano when Azure is configured, else None (code scorers only)."""
-    if settings.judge:
-        return settings.judge
-    if settings.azure_endpoint and settings.azure_api_key:
-        return DEFAULT_AZURE_JUDGE
-    return None
-
-
-def resolve_judge(uri: str | None, settings: Settings) -> JudgeSetup | None:
-    """Check the judge URI and gather its credentials. `none` (or no judge configured) gives None.
-
-    Raises `ConfigError` naming the variable to set when a credential is missing.
-    """
-    text = (uri if uri is not None else default_judge(settings) or "").strip()
-    if not text or text.lower() in ("none", "off", "no"):
-        return None
-    if ":" not in text:
-        raise ConfigError(f"judge {text!r} is not a model URI: write azure:/DEPLOYMENT, openai:/MODEL or "
-                          "local:/smollm2")
-    provider, _, name = text.partition(":")
-    provider, name = provider.strip().lower(), name.lstrip("/").strip()
-    if not name:
-        raise ConfigError(f"judge {text!r} names no model: write e.g. {provider}:/gpt-4.1-nano")
-    uri = f"{provider}:/{name}"
-    if provider == "azure":
-        env = {
-            "AZURE_API_KEY": _clean(os.environ.get("AZURE_API_KEY")) or settings.azure_api_key or "",
-            "AZURE_API_BASE": _clean(os.environ.get("AZURE_API_BASE")) or settings.azure_endpoint or "",
-            "AZURE_API_VERSION": _clean(os.environ.get("AZURE_API_VERSION")) or settings.api_version or "",
-        }
-        missing = [k for k, v in env.items() if not v]
-        if missing:
-            raise ConfigError(f"the judge {uri} needs {', '.join(missing)} (or AZURE_OPENAI_API_KEY and "
-                              "AZURE_OPENAI_ENDPOINT, from which they are derived)")
-        if not env["AZURE_API_BASE"].startswith(("http://", "https://")):
-            raise ConfigError("AZURE_API_BASE must start with https:// (or http:// for a local server)")
-        return JudgeSetup(uri, uri, env)
-    if provider == "openai":
-        key = _clean(os.environ.get("OPENAI_API_KEY")) or settings.openai_api_key
-        if not key:
-            raise ConfigError(f"the judge {uri} needs OPENAI_API_KEY (any value for a local server)")
-        env = {"OPENAI_API_KEY": key}
-        base = _clean(os.environ.get("OPENAI_API_BASE")) or settings.openai_base_url
-        if base:
-            env["OPENAI_BASE_URL"] = base
-            env["OPENAI_API_BASE"] = base  # MLflow prefers OPENAI_API_BASE: keep the two in step
-        return JudgeSetup(uri, uri, env)
-    if provider == "local":
-        from core import local_model
-
-        judge_env = getattr(local_model, "judge_env", None)
-        if judge_env is None:
-            raise ConfigError("the local judge is not available in this version: use azure:/ or openai:/")
-        name = name or "smollm2"
-        mlflow_uri = local_model.judge_uri(name) if hasattr(local_model, "judge_uri") else f"openai:/{name}"
-        warning = getattr(local_model, "DEMO_WARNING", "local:/smollm2 is a tiny demo model")
-        return JudgeSetup(f"local:/{name}", mlflow_uri, dict(judge_env(name)), (warning,))
-    # Another MLflow provider (anthropic:/, gemini:/ ...): MLflow reads its own variables for it.
-    return JudgeSetup(uri, uri, {}, (f"judge {uri}: its credentials are read by MLflow from that provider's "
-                                     "variables; Proctor only checks azure:/ and openai:/ judges",))
+__all__ = [
+    # this module
+    "DEFAULT_EVAL_WORKERS",
+    "DEFAULT_EXPERIMENT",
+    "DEFAULT_JUDGE_TIMEOUT_S",
+    "INPUTS_ARTIFACT_DIR",
+    "JUDGE_OUTPUT_COLUMNS",
+    "NO_JUDGE_WARNING",
+    "RESULTS_ARTIFACT_DIR",
+    "RESULTS_ARTIFACT_NAME",
+    "RESULTS_COLUMNS",
+    "EvaluationCancelled",
+    "EvaluationProgress",
+    "EvaluationSummary",
+    "evaluate_file",
+    "table_input_frame",
+    # re-exported from core.scorers
+    "DEFAULT_SCORERS",
+    "GUIDELINE",
+    "LOCAL_CORRECTNESS_INSTRUCTIONS",
+    "LOCAL_JUDGE_PARAMS",
+    "ScorerInfo",
+    "available_scorers",
+    "contains_reference_score",
+    "exact_match_score",
+    "normalise_text",
+    "parse_scorers",
+    # re-exported from core.judges
+    "DEFAULT_AZURE_JUDGE",
+    "JudgeSetup",
+    "default_judge",
+    "resolve_judge",
+]
 
 
 # ---------------------------------------------------------------- progress and summary
@@ -607,17 +419,6 @@ def evaluate_file(
     return summary
 
 
-def _needs_judge(name: str) -> bool:
-    return next(s.needs_judge for s in _SCORERS if s.name == name)
-
-
-def _same_model(judge_uri: str, model_uri: str) -> bool:
-    def name(uri: str) -> str:
-        return uri.partition(":")[2].strip("/ ").lower() or uri.lower()
-
-    return bool(model_uri) and (judge_uri.lower() == model_uri.lower() or name(judge_uri) == name(model_uri))
-
-
 def _read_input(path: Path, model: str | None, settings: Settings) -> _Table:
     from core.benchmark import ANSWER_COLUMNS, is_answers_file, load_benchmark
     from core.config import resolve_model
@@ -816,20 +617,6 @@ def table_input_frame(path: Path) -> pd.DataFrame:
     from core.csvio import read_table
 
     return read_table(path)
-
-
-def _prefer_json_object(judge_setup: JudgeSetup | None) -> None:
-    # The local llama.cpp server answers 500 (not 400) to a json_schema response_format, so MLflow never learns
-    # to drop it and retries for minutes. Tell MLflow's adapter up front, as it would have learnt from a 400.
-    if judge_setup is None or not judge_setup.uri.startswith("local:"):
-        return
-    try:
-        from mlflow.genai.judges.adapters import gateway_adapter
-
-        provider, _, name = judge_setup.mlflow_uri.partition(":/")
-        gateway_adapter._MODEL_RESPONSE_FORMAT_CAPABILITIES[f"{provider}/{name}"] = False
-    except (ImportError, AttributeError):  # pragma: no cover - a later MLflow may learn this differently
-        pass
 
 
 def _params(model_uri: str, provider: str, model_name: str, settings: Settings, table: _Table,

@@ -15,16 +15,9 @@ from evaluation_helpers import QUESTIONS, responder, write_benchmark
 
 from core.config import Settings
 from core.errors import ConfigError, InputError
-from core.evaluation import (
-    EvaluationCancelled,
-    available_scorers,
-    contains_reference_score,
-    evaluate_file,
-    exact_match_score,
-    normalise_text,
-    parse_scorers,
-    resolve_judge,
-)
+from core.evaluation import EvaluationCancelled, evaluate_file
+from core.judges import resolve_judge
+from core.scorers import available_scorers, contains_reference_score, exact_match_score, normalise_text, parse_scorers
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +71,21 @@ def test_parse_scorers() -> None:
         parse_scorers("bleu")
     names = [s.name for s in available_scorers()]
     assert names[:3] == ["correctness", "exact_match", "contains_reference"]
+
+
+def test_scorer_and_judge_names_still_importable_from_core_evaluation() -> None:
+    import core.evaluation
+    import core.judges
+    import core.scorers
+
+    moved = {core.scorers: ["DEFAULT_SCORERS", "GUIDELINE", "LOCAL_CORRECTNESS_INSTRUCTIONS", "LOCAL_JUDGE_PARAMS",
+                            "ScorerInfo", "available_scorers", "contains_reference_score", "exact_match_score",
+                            "normalise_text", "parse_scorers"],
+             core.judges: ["DEFAULT_AZURE_JUDGE", "JudgeSetup", "default_judge", "resolve_judge"]}
+    for module, names in moved.items():
+        for name in names:
+            assert getattr(core.evaluation, name) is getattr(module, name)
+            assert name in core.evaluation.__all__
 
 
 def test_azure_judge_credentials_derived_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:

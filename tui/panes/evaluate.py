@@ -69,7 +69,7 @@ class EvaluatePane(Vertical):
         self._last_progress: EvaluatePane.ProgressReported | None = None
 
     def compose(self) -> ComposeResult:
-        from core.evaluation import available_scorers
+        from core.scorers import available_scorers
 
         with VerticalScroll(id="eval-form"):
             yield Label("[b]Benchmark or answers CSV[/]")
