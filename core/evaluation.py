@@ -603,6 +603,12 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                                       "marked KILLED)") from None
         finally:
             mlflow.end_run(status=status)
+            # Traces are exported by a background thread: finish while MLflow's output is still captured, so that
+            # nothing of it reaches the terminal (or the app's screen) later.
+            try:
+                mlflow.flush_trace_async_logging()
+            except Exception:  # noqa: BLE001 - a trace that failed to export must not fail the evaluation
+                pass
     all_metrics = {**eval_metrics, **metrics}
     return EvaluationSummary(
         run_id=run.info.run_id, experiment_id=exp.experiment_id, experiment=experiment_name, run_name=name,
