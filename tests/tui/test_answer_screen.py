@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from textual.app import App
 from textual.widgets import Button, Input, OptionList, ProgressBar, Static
 
 from core.csvio import read_table
+from tests.tui.pilot import wait_for
 from tui.app import ProctorApp
 from tui.widgets.answer_screen import AnswerScreen, csv_suggestions
-
-
-async def wait_for(pilot, condition, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 def text_of(screen: AnswerScreen, selector: str) -> str:

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from textual.widgets import Input, Static, TabbedContent
 
 from tests.conftest import TEST_KEY
+from tests.tui.pilot import wait_for
 from tui.app import ProctorApp
 from tui.panes.chat import ChatMessage, ChatPane
-
-
-async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
-    """Let the app run until `condition()` holds (worker threads post their messages meanwhile)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 def answered(pane: ChatPane, turns: int):
