@@ -10,8 +10,8 @@ The server never outlives Proctor:
 - SIGTERM and SIGHUP become `SystemExit` in the main thread (when nobody else handles them), so `atexit` runs too;
 - a hard kill (SIGKILL, a crash, or SIGTERM while no handler is ours) is covered on Linux by PR_SET_PDEATHSIG: the
   kernel sends the server SIGKILL when the thread that started it dies. That thread is therefore a dedicated one
-  that lives as long as the process (a Textual or asyncio worker thread would end after one answer and take the
-  server with it).
+  that lives as long as the process, `core.children`'s launcher (a Textual or asyncio worker thread would end after
+  one answer and take the server with it).
 
 Each Proctor process owns its own server: two processes never share one, nor fight over one port.
 
@@ -24,25 +24,22 @@ Settings (environment):
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import importlib.util
 import json
 import os
-import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.children import free_port, port_free, spawn_owned, stop_group
 from core.errors import ConfigError, LLMError
 
 DEMO_WARNING = (
@@ -65,8 +62,6 @@ STOP_TIMEOUT_S = 3.0
 PORT_ATTEMPTS = 3
 LOG_NAME = "local-model.log"
 LOG_ROTATE_BYTES = 5_000_000
-
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 # Environment variables llama_cpp.server reads that would override our flags: HOST and PORT win over --host and
 # --port, CONFIG_FILE replaces every flag, API_KEY would lock our own client out. The server's settings are
@@ -171,14 +166,6 @@ def threads() -> int:
     return max(1, min(available - 1, 4))
 
 
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now (the kernel's pick). Another process may take it before we do: the
-    caller retries on "address already in use"."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def server_command(gguf: Path, name: str, port: int, n_threads: int) -> list[str]:
     """The command line of the server (`--interrupt_requests False`: with the default, concurrent streams are cut
     off silently)."""
@@ -215,84 +202,14 @@ def _child_env() -> dict[str, str]:
 # ---------------------------------------------------------------- starting the process
 
 
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A preexec_fn that asks Linux to kill the child when its parent thread dies; None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        # Resolved now, in the parent: loading a library between fork and exec could deadlock.
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-    # SIGKILL, not SIGTERM: on SIGTERM uvicorn waits for the answer in progress to finish ("Waiting for background
-    # tasks to complete"), which can take minutes for a reader that is already dead. The server has nothing to save.
-    sigkill = int(signal.SIGKILL)
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died between fork and prctl: nobody would stop us
-            os._exit(1)
-
-    return preexec
-
-
-class _Launcher:
-    """Starts child processes from one daemon thread that lives as long as the process.
-
-    PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process: starting the server from
-    a short-lived worker thread would kill it as soon as that worker finished.
-    """
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-
-    def _run(self) -> None:
-        while True:
-            future, job = self._jobs.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(job())
-            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
-                future.set_exception(exc)
-
-    def call(self, job: Callable[[], Any]) -> Any:
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="proctor-local-model-launcher", daemon=True)
-                self._thread.start()
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._jobs.put((future, job))
-        return future.result()
-
-
-_launcher = _Launcher()
-
-
 def _spawn(command: list[str], log_file: Any) -> subprocess.Popen[bytes]:
-    def job() -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=_child_env(),
-            close_fds=True,
-            # Its own session: Ctrl-C and terminal signals are Proctor's to handle (it saves partial work first);
-            # the server is stopped by Proctor, never by the terminal.
-            start_new_session=True,
-            preexec_fn=_pdeathsig_preexec(),
-        )
-        with _children_lock:
-            _children.append(process)
-        return process
-
-    return _launcher.call(job)
+    # SIGKILL when Proctor dies, not SIGTERM: on SIGTERM uvicorn waits for the answer in progress to finish ("Waiting
+    # for background tasks to complete"), which can take minutes for a reader that is already dead. The server has
+    # nothing to save.
+    process = spawn_owned(command, log_file=log_file, env=_child_env(), death_signal=signal.SIGKILL)
+    with _children_lock:
+        _children.append(process)
+    return process
 
 
 def _open_log(path: Path) -> Any:
@@ -388,18 +305,10 @@ def owns_port(pid: int, port: int) -> bool | None:
 
 
 def _stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
+    # SIGTERM, then SIGKILL after STOP_TIMEOUT_S: uvicorn waits for open streams to finish before it exits, and
+    # nobody reads an answer still in progress.
     try:
-        process.terminate()
-        process.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        # uvicorn waits for open streams to finish before it exits: do not wait for an answer nobody reads.
-        process.kill()
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_group(process, grace_s=STOP_TIMEOUT_S, kill_wait_s=STOP_TIMEOUT_S)
     except OSError:
         pass
 
@@ -411,7 +320,7 @@ def _start(name: str, port: int | None = None) -> ServerInfo:
     started = time.perf_counter()
     last_failure = "no output"
     for _attempt in range(PORT_ATTEMPTS):
-        port = port or free_port()
+        port = port or free_port(HOST)
         log_file = _open_log(path)
         try:
             offset = os.fstat(log_file.fileno()).st_size
@@ -470,22 +379,11 @@ def ensure_server(name: str = "smollm2") -> str:
             _atexit_registered = True
         install_signal_handlers()
         previous_port = current.port if current is not None and current.owner_pid == os.getpid() else None
-        if previous_port is not None and not _port_free(previous_port):
+        if previous_port is not None and not port_free(previous_port, HOST):
             previous_port = None
         info = _start(name, previous_port)
         _servers[name] = info
         return info.base_url
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As uvicorn does: connections of the dead server lingering in TIME_WAIT do not make the port busy.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def stop_server(name: str | None = None) -> None:

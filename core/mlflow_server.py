@@ -7,7 +7,9 @@
 - It binds 127.0.0.1 only: MLflow's UI has no authentication. Other hosts are refused.
 - `mlflow server` starts uvicorn workers and a job runner (huey consumers): it is started in a process group of its
   own and stopped by signalling the whole group (SIGTERM, then SIGKILL). It is also stopped at interpreter exit
-  (atexit) and, on Linux, when Proctor dies without running atexit (prctl PR_SET_PDEATHSIG).
+  (atexit) and, on Linux, when Proctor dies without running atexit (prctl PR_SET_PDEATHSIG, SIGTERM so that the
+  server stops its workers and job runner itself). `core.children` starts and stops it; `start()` works from any
+  thread.
 - One uvicorn worker: a single user on a laptop; the default four cost start-up time and memory (ready in about
   11 s instead of 20 s on 2 cores, measured; the facts sheet saw 28 s).
 - Output goes to `.proctor/mlflow-server.log` in the current folder, never to the terminal or the app's screen.
@@ -20,7 +22,6 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +31,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.children import free_port, port_free, spawn_owned, stop_group
+from core.children import group_alive as group_alive  # re-exported: callers check a stopped server's group
 from core.errors import InputError, ProctorError
 
 DEFAULT_PORT = 5000
@@ -52,41 +55,9 @@ def is_remote(uri: str) -> bool:
     return uri.lower().startswith(("http://", "https://"))
 
 
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True when nothing listens on host:port (a bind test, so a server on 0.0.0.0 counts as taken too)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # As uvicorn does: connections of a server just stopped (TIME_WAIT) do not make the port busy.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 def default_artifact_root() -> str:
     """Where new experiments' artifacts go: `./mlruns` (absolute), MLflow's client default for a sqlite store."""
     return (Path.cwd() / "mlruns").resolve().as_uri()
-
-
-def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fork and exec
-    # Linux only: the kernel sends SIGTERM to the server when the thread that started it dies, even on SIGKILL of
-    # Proctor, where atexit never runs. Any failure (non-Linux, no libc) just leaves atexit as the safety net.
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-    except Exception:  # noqa: BLE001
-        pass
 
 
 @dataclass
@@ -112,11 +83,7 @@ class MlflowServer:
                 "--workers", "1"]
 
     def start(self) -> MlflowServer:
-        """Launch the server in its own process group; return at once (see `wait_until_ready`).
-
-        Call it from the main thread where possible: PR_SET_PDEATHSIG fires when the *thread* that started the
-        child ends, so it is only armed from the main thread (a worker thread ending would kill the server).
-        """
+        """Launch the server in its own process group, from any thread; return at once (see `wait_until_ready`)."""
         if self.host not in LOOPBACK:
             raise InputError(f"the MLflow UI binds to 127.0.0.1 only (it has no login), not {self.host!r}")
         if not port_free(self.port, "127.0.0.1"):
@@ -125,12 +92,8 @@ class MlflowServer:
         env = dict(os.environ)
         env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         env.pop("MLFLOW_TRACKING_URI", None)  # the server reads its store from --backend-store-uri only
-        pdeathsig = sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread()
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, preexec_fn=_set_pdeathsig if pdeathsig else None,
-            )
+            self.process = spawn_owned(self.command(), log_file=log, env=env, death_signal=signal.SIGTERM)
         self.started_at = time.monotonic()
         with _started_lock:
             _started.append(self)
@@ -172,42 +135,10 @@ class MlflowServer:
         process = self.process
         if process is None:
             return
-        pgid = process.pid  # start_new_session made the server the leader of its own group
-        _signal_group(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and (process.poll() is None or group_alive(pgid)):
-            time.sleep(0.1)
-        if process.poll() is None or group_alive(pgid):
-            _signal_group(pgid, signal.SIGKILL)
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
-                pass
-            # SIGKILL is delivered asynchronously: wait until the children are gone too.
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and group_alive(pgid):
-                time.sleep(0.05)
+        stop_group(process, grace_s)
         with _started_lock:
             if self in _started:
                 _started.remove(self)
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def group_alive(pgid: int) -> bool:
-    """True while any process of group `pgid` exists (zombies included until reaped)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - a group we cannot signal still exists
-        return True
-    return True
 
 
 def plan_server(port: int | None = None, host: str = "127.0.0.1") -> MlflowServer:

@@ -310,7 +310,7 @@ class RunsPane(Vertical):
             self.notify(f"MLflow UI is the tracking server at {uri}")
             return
         try:
-            # Started here, on the main thread, so that Linux ties the server's life to Proctor's (PDEATHSIG).
+            # Launching is quick (the wait for /health is the worker's): a busy port is reported at once.
             self._server = plan_server().start()
         except ProctorError as error:
             self.notify(str(error), severity="error", timeout=8)
