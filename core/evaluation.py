@@ -313,6 +313,7 @@ def evaluate_file(
     on_progress: Callable[[EvaluationProgress], None] | None = None,
     cancel: threading.Event | None = None,
     settings: Settings | None = None,
+    fresh: bool = False,
 ) -> EvaluationSummary:
     """Evaluate the benchmark or answers CSV at `path`; log one MLflow run; return what it did.
 
@@ -320,7 +321,8 @@ def evaluate_file(
     of the model that answered (default: its `model` column). `judge`: an MLflow model URI, `none` for code scorers
     only (default: PROCTOR_JUDGE, else azure:/gpt-4.1-nano when Azure is configured). `scorers`: names or a comma
     list (see `available_scorers`). `output`: where to write the per-row results CSV (`-o`). `judge_timeout`: the
-    seconds one judge verdict may take, retries included (default 30). `cancel` stops between rows.
+    seconds one judge verdict may take, retries included (default 30). `cancel` stops between rows. `fresh`: for a
+    benchmark, ask every question again instead of reusing an earlier answers file by the same model.
 
     Raises `InputError` / `ConfigError` for bad input or settings (before any run is created), and
     `EvaluationCancelled` when cancelled.
@@ -376,7 +378,7 @@ def evaluate_file(
     frame = table.frame
     if table.answered_now:
         t0 = time.perf_counter()
-        frame, answers_file, answer_warnings = _answer(path, table, settings, cancel, report)
+        frame, answers_file, answer_warnings = _answer(path, table, settings, cancel, report, fresh)
         table.answers_file = answers_file
         warnings.extend(answer_warnings)
         timings["answer_s"] = time.perf_counter() - t0
@@ -451,7 +453,7 @@ def _read_input(path: Path, model: str | None, settings: Settings) -> _Table:
 
 
 def _answer(path: Path, table: _Table, settings: Settings, cancel: threading.Event,
-            report: Callable[..., None]) -> tuple[pd.DataFrame, Path, list[str]]:
+            report: Callable[..., None], fresh: bool = False) -> tuple[pd.DataFrame, Path, list[str]]:
     from core.benchmark import answer_benchmark, load_benchmark
 
     def progress(p: Any) -> None:
@@ -459,11 +461,11 @@ def _answer(path: Path, table: _Table, settings: Settings, cancel: threading.Eve
 
     report("answering", 0, len(table.frame), message="answering")
     summary = answer_benchmark(path, model=table.model, on_progress=progress, cancel=cancel, settings=settings,
-                               benchmark=load_benchmark(path))
+                               benchmark=load_benchmark(path), fresh=fresh)
     warnings = [w for w in summary.warnings if "no reference" not in w]
     if summary.already_done:
         warnings.append(f"{summary.already_done} answer(s) reused from {summary.out.name} (an earlier run by the "
-                        "same model): delete it to ask again")
+                        "same model): pass --fresh to ask again")
     answered = load_benchmark(summary.out).frame
     return answered, summary.out, warnings
 

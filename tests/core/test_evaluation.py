@@ -326,3 +326,18 @@ def test_no_key_anywhere_in_the_store_or_artifacts(store: Path, tracking: str, t
                 scanned += 1
                 assert needle not in data, f"the API key leaked into {file}"
     assert scanned >= 3
+
+
+def test_a_second_evaluation_reuses_the_answers_unless_fresh(tmp_path: Path, azure, tracking: str) -> None:  # noqa: ANN001
+    bench = write_benchmark(tmp_path / "bench.csv", QUESTIONS[:3])
+
+    def model_calls() -> int:
+        return sum(1 for i in azure.log if "<claim>" not in i.question)
+
+    evaluate_file(bench, judge="none")
+    assert model_calls() == 3
+    again = evaluate_file(bench, judge="none")
+    assert model_calls() == 3  # answered from bench.answers.gpt-4.1-nano.csv, no new model call
+    assert any("reused" in w and "--fresh" in w for w in again.warnings)
+    evaluate_file(bench, judge="none", fresh=True)
+    assert model_calls() == 6

@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="seconds one judge verdict may take, retries included (default 30)")
     parser.add_argument("-o", "--output", metavar="RESULTS.csv",
                         help="write the per-row results here (the answers plus the judge's columns)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="for a benchmark: ask every question again instead of reusing an earlier answers file "
+                             "by the same model")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     parser.set_defaults(func=run)
 
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         summary = evaluate_file(
             args.file, model=args.model, judge=args.judge, experiment=args.experiment, run_name=args.run_name,
             scorers=args.scorers, output=args.output, judge_timeout=args.judge_timeout, on_progress=show,
-            cancel=cancel, settings=settings,
+            cancel=cancel, settings=settings, fresh=args.fresh,
         )
     except KeyboardInterrupt:
         cancel.set()
