@@ -63,3 +63,17 @@ def azure_env(fake_server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch) -> Fa
     monkeypatch.setenv("OPENAI_API_VERSION", "2024-02-15-preview")
     monkeypatch.setenv("AZURE_OPENAI_DEPLOYMENT", "gpt-4.1-nano")
     return fake_server
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for one sqlite MLflow store per test module (its first migration takes about 9 s)."""
+    return tmp_path_factory.mktemp("mlflow-store")
+
+
+@pytest.fixture
+def tracking(mlflow_store: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """MLFLOW_TRACKING_URI pointed at the module's store, for this test."""
+    uri = f"sqlite:///{mlflow_store}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri

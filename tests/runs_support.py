@@ -10,6 +10,8 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,15 +34,23 @@ class Row:
     rationale: str = ""
 
 
-def use_store(folder: Path) -> str:
-    """Point MLFLOW_TRACKING_URI at a sqlite store in `folder`; return the URI."""
+@contextmanager
+def store_at(folder: Path) -> Iterator[str]:
+    """Point MLFLOW_TRACKING_URI at a sqlite store in `folder` for the block (yields the URI), then put it back."""
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from core.tracking import follow_tracking_uri
 
     follow_tracking_uri()
-    return uri
+    try:
+        yield uri
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
 def log_contract_run(folder: Path, model_name: str, rows: list[Row], judge: str = "openai:/gpt-4.1-mini",

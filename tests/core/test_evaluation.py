@@ -20,18 +20,6 @@ from core.judges import resolve_judge
 from core.scorers import available_scorers, contains_reference_score, exact_match_score, normalise_text, parse_scorers
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("mlflow-store")
-
-
-@pytest.fixture
-def tracking(store: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    uri = f"sqlite:///{store}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
-
-
 @pytest.fixture
 def azure(azure_env, tracking):  # noqa: ANN001, ANN201 - fixtures
     azure_env.behaviour.responder = responder
@@ -309,14 +297,14 @@ def test_cancel_while_judging_marks_the_run_killed(tmp_path: Path, azure, tracki
     assert run.info.status == "KILLED"
 
 
-def test_no_key_anywhere_in_the_store_or_artifacts(store: Path, tracking: str, tmp_path: Path) -> None:
+def test_no_key_anywhere_in_the_store_or_artifacts(mlflow_store: Path, tracking: str, tmp_path: Path) -> None:
     """Runs logged by the tests above, with TEST_KEY as both model and judge key: the key is nowhere."""
     client = _client()
     experiments = client.search_experiments()
     assert experiments, "the tests above logged nothing"
     needle = TEST_KEY.encode()
     scanned = 0
-    places = [store] + [Path(e.artifact_location.removeprefix("file://")) for e in experiments]
+    places = [mlflow_store] + [Path(e.artifact_location.removeprefix("file://")) for e in experiments]
     for place in places:
         if not place.exists():
             continue

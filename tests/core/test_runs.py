@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,14 @@ from core.runs import (
     parse_fail_if_worse,
     resolve_run,
 )
-from tests.runs_support import MINI, NANO, QUESTIONS, Row, log_contract_run, use_store
+from tests.runs_support import MINI, NANO, QUESTIONS, Row, log_contract_run, store_at
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """One store for the module (the first sqlite migration takes about 9 s)."""
     folder = tmp_path_factory.mktemp("store")
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
-    uri = use_store(folder)
-    try:
+    with store_at(folder) as uri:
         ids: dict[str, object] = {"uri": uri, "folder": folder}
         ids["nano"] = log_contract_run(folder, "gpt-4.1-nano", NANO)
         ids["mini"] = log_contract_run(folder, "gpt-4.1-mini", MINI)
@@ -42,11 +39,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             extra.append(log_contract_run(folder, f"extra-{len(extra)}", NANO, experiment="extra"))
         ids["extra"] = extra
         ids["traced"] = _log_traced_run()
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
     return ids
 
 

@@ -11,18 +11,6 @@ from evaluation_helpers import responder, write_benchmark
 from tui.cli import main
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("mlflow-cli-store")
-
-
-@pytest.fixture
-def tracking(store: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    uri = f"sqlite:///{store}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
-
-
 def test_evaluate_prints_summary_and_run_id(tmp_path: Path, azure_env, tracking: str,  # noqa: ANN001
                                             capsys: pytest.CaptureFixture[str]) -> None:
     azure_env.behaviour.responder = responder

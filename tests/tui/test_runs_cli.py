@@ -14,24 +14,17 @@ from pathlib import Path
 import pytest
 
 from core.mlflow_server import free_port
-from tests.runs_support import MINI, NANO, log_contract_run, use_store
+from tests.runs_support import MINI, NANO, log_contract_run, store_at
 from tui.cli import main
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("store")
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
-    uri = use_store(folder)
-    try:
+    with store_at(folder) as uri:
         nano = log_contract_run(folder, "gpt-4.1-nano", NANO)
         mini = log_contract_run(folder, "gpt-4.1-mini", MINI)
         other = log_contract_run(folder, "gpt-4o", NANO, judge="azure:/gpt-4o", experiment="other")
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
     return {"uri": uri, "folder": str(folder), "nano": nano, "mini": mini, "other": other}
 
 

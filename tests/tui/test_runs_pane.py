@@ -6,7 +6,6 @@ run, and a snapshot must not.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Footer, Static
 
-from tests.runs_support import MINI, NANO, log_contract_run, use_store
+from tests.runs_support import MINI, NANO, log_contract_run, store_at
 from tui.panes.runs import RunsPane
 from tui.screens.compare import CompareScreen
 from tui.screens.run_detail import RunDetailScreen
@@ -40,16 +39,9 @@ class RunsHost(App[None]):
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("store")
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
-    uri = use_store(folder)
-    try:
+    with store_at(folder) as uri:
         nano = log_contract_run(folder, "gpt-4.1-nano", NANO)
         mini = log_contract_run(folder, "gpt-4.1-mini", MINI)
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
     return {"uri": uri, "nano": nano, "mini": mini}
 
 
