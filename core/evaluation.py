@@ -18,8 +18,6 @@ The flow (`evaluate_file`):
 The judge and its credentials come from core.judges (`resolve_judge`); its variables are set for the duration of the
 evaluate call only. No key is ever logged: every text written (rationales, errors, answers, the captured MLflow
 output) is scrubbed of the secrets in force.
-
-The scorer and judge names are re-exported here for existing callers; new code imports them from their modules.
 """
 
 from __future__ import annotations
@@ -38,20 +36,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError, InputError, ProctorError
-from core.judges import DEFAULT_AZURE_JUDGE, JudgeSetup, _prefer_json_object, _same_model, default_judge, resolve_judge
+from core.judges import JudgeSetup, prefer_json_object, resolve_judge, same_model
 from core.scorers import (
-    DEFAULT_SCORERS,
-    GUIDELINE,
-    LOCAL_CORRECTNESS_INSTRUCTIONS,
-    LOCAL_JUDGE_PARAMS,
-    ScorerInfo,
-    _code_scorers,
-    _judge_scorer,
-    _needs_judge,
-    available_scorers,
+    code_scorers,
     contains_reference_score,
     exact_match_score,
-    normalise_text,
+    judge_scorer,
+    needs_judge,
     parse_scorers,
 )
 
@@ -73,7 +64,6 @@ NO_JUDGE_WARNING = ("no judge configured: only the code scorers ran (Correctness
                     "set PROCTOR_JUDGE, or configure Azure for the default azure:/gpt-4.1-nano)")
 
 __all__ = [
-    # this module
     "DEFAULT_EVAL_WORKERS",
     "DEFAULT_EXPERIMENT",
     "DEFAULT_JUDGE_TIMEOUT_S",
@@ -88,22 +78,6 @@ __all__ = [
     "EvaluationSummary",
     "evaluate_file",
     "table_input_frame",
-    # re-exported from core.scorers
-    "DEFAULT_SCORERS",
-    "GUIDELINE",
-    "LOCAL_CORRECTNESS_INSTRUCTIONS",
-    "LOCAL_JUDGE_PARAMS",
-    "ScorerInfo",
-    "available_scorers",
-    "contains_reference_score",
-    "exact_match_score",
-    "normalise_text",
-    "parse_scorers",
-    # re-exported from core.judges
-    "DEFAULT_AZURE_JUDGE",
-    "JudgeSetup",
-    "default_judge",
-    "resolve_judge",
 ]
 
 
@@ -357,19 +331,19 @@ def evaluate_file(
 
     table = _read_input(path, model, settings)
     warnings = list(table.warnings)
-    judge_setup = resolve_judge(judge, settings) if any(_needs_judge(n) for n in names) else None
+    judge_setup = resolve_judge(judge, settings) if any(needs_judge(n) for n in names) else None
     if judge_setup is not None:
         warnings.extend(judge_setup.warnings)
-    if any(_needs_judge(n) for n in names) and judge_setup is None:
+    if any(needs_judge(n) for n in names) and judge_setup is None:
         warnings.append(NO_JUDGE_WARNING)
-        names = [n for n in names if not _needs_judge(n)]
+        names = [n for n in names if not needs_judge(n)]
         if not names:
             names = ["exact_match", "contains_reference"]
     if table.reference_col is None and any(n in ("correctness", "equivalence", "exact_match", "contains_reference")
                                            for n in names):
         warnings.append(f"{path.name} has no reference answer column: correctness, equivalence and the code "
                         "scorers have nothing to compare with")
-    if judge_setup is not None and _same_model(judge_setup.uri, table.model):
+    if judge_setup is not None and same_model(judge_setup.uri, table.model):
         warnings.append(f"the judge {judge_setup.uri} is the model under test: it grades its own answers "
                         "(self-preference bias); prefer a different judge")
     timings["read_s"] = time.perf_counter() - started
@@ -517,7 +491,7 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
     from core.tracking import active_experiment, captured_output, follow_tracking_uri
 
     sendable = [r for r in rows if not r.answer_error]
-    judged_names = [n for n in names if _needs_judge(n)]
+    judged_names = [n for n in names if needs_judge(n)]
     report("judging", 0, len(sendable), message="starting MLflow")
     t0 = time.perf_counter()
     with captured_output(log_file, secrets=secrets), contextlib.ExitStack() as scope:
@@ -558,9 +532,9 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                         item["expectations"] = {"expected_response": r.reference}
                     data.append(item)
                 scorer_objs = []
-                code = _code_scorers()
+                code = code_scorers()
                 for n in names:
-                    scorer_objs.append(code[n] if n in code else _judge_scorer(
+                    scorer_objs.append(code[n] if n in code else judge_scorer(
                         n, judge_setup.mlflow_uri, timeout, local=judge_setup.uri.startswith("local:")))
                 judged = {"rows": 0}
 
@@ -570,7 +544,7 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                     if cancel.is_set():
                         raise _Cancelled()
 
-                _prefer_json_object(judge_setup)
+                prefer_json_object(judge_setup)
                 t1 = time.perf_counter()
                 with _environ(mlflow_env), _progress_hook(on_row):
                     result = mlflow.genai.evaluate(data=data, scorers=scorer_objs)

@@ -9,7 +9,7 @@ OPENAI_BASE_URL); the caller sets them for the duration of the evaluate call onl
 derived from the AZURE_OPENAI_* settings when unset. `JudgeSetup.env` holds secrets: it is never logged.
 
 The embedded judge (local:/smollm2) is served by core.local_model's llama.cpp server and called as openai:/;
-`_prefer_json_object` tells MLflow up front that it cannot take a json_schema response_format.
+`prefer_json_object` tells MLflow up front that it cannot take a json_schema response_format.
 
 mlflow is imported only inside the functions that need it.
 """
@@ -105,14 +105,14 @@ def resolve_judge(uri: str | None, settings: Settings) -> JudgeSetup | None:
                                      "variables; Proctor only checks azure:/ and openai:/ judges",))
 
 
-def _same_model(judge_uri: str, model_uri: str) -> bool:
+def same_model(judge_uri: str, model_uri: str) -> bool:
     def name(uri: str) -> str:
         return uri.partition(":")[2].strip("/ ").lower() or uri.lower()
 
     return bool(model_uri) and (judge_uri.lower() == model_uri.lower() or name(judge_uri) == name(model_uri))
 
 
-def _prefer_json_object(judge_setup: JudgeSetup | None) -> None:
+def prefer_json_object(judge_setup: JudgeSetup | None) -> None:
     # The local llama.cpp server answers 500 (not 400) to a json_schema response_format, so MLflow never learns
     # to drop it and retries for minutes. Tell MLflow's adapter up front, as it would have learnt from a 400.
     if judge_setup is None or not judge_setup.uri.startswith("local:"):

@@ -4,9 +4,9 @@ Two kinds:
 
 - Code scorers (`exact_match`, `contains_reference`) compare the answer with the reference after `normalise_text`;
   they need no judge and run offline. `exact_match_score` and `contains_reference_score` are the plain functions,
-  also used for the per-row results; `_code_scorers` wraps them as MLflow `@scorer`s.
+  also used for the per-row results; `code_scorers` wraps them as MLflow `@scorer`s.
 - Judge scorers (`correctness`, `equivalence`, `relevance_to_query`, `guidelines`, `safety`, `fluency`) are MLflow's
-  built-in LLM judges, given the judge's model URI and a per-verdict timeout (`_judge_scorer`). For the embedded
+  built-in LLM judges, given the judge's model URI and a per-verdict timeout (`judge_scorer`). For the embedded
   local judge, correctness is asked through `make_judge` instead (`_local_correctness`), with the response_format
   llama.cpp's server understands.
 
@@ -83,7 +83,7 @@ def parse_scorers(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _needs_judge(name: str) -> bool:
+def needs_judge(name: str) -> bool:
     """Whether the scorer `name` (a name `parse_scorers` accepted) asks an LLM judge."""
     return next(s.needs_judge for s in _SCORERS if s.name == name)
 
@@ -118,7 +118,7 @@ def contains_reference_score(answer: str, reference: str) -> bool | None:
     return f" {ref} " in f" {normalise_text(answer)} "
 
 
-def _code_scorers() -> dict[str, Any]:
+def code_scorers() -> dict[str, Any]:
     from mlflow.genai.scorers import scorer
 
     @scorer(name="exact_match")
@@ -147,7 +147,7 @@ LOCAL_JUDGE_PARAMS = {
 }
 
 
-def _judge_scorer(name: str, judge_uri: str, timeout: float, local: bool = False) -> Any:
+def judge_scorer(name: str, judge_uri: str, timeout: float, local: bool = False) -> Any:
     from mlflow.genai import scorers as s
 
     common: dict[str, Any] = {"model": judge_uri, "timeout": timeout}

@@ -61,19 +61,20 @@ def test_parse_scorers() -> None:
     assert names[:3] == ["correctness", "exact_match", "contains_reference"]
 
 
-def test_scorer_and_judge_names_still_importable_from_core_evaluation() -> None:
+def test_scorer_and_judge_names_live_in_their_own_modules_only() -> None:
+    """evaluation.py uses the shared helpers through their public names and re-exports none of them."""
     import core.evaluation
     import core.judges
     import core.scorers
 
-    moved = {core.scorers: ["DEFAULT_SCORERS", "GUIDELINE", "LOCAL_CORRECTNESS_INSTRUCTIONS", "LOCAL_JUDGE_PARAMS",
-                            "ScorerInfo", "available_scorers", "contains_reference_score", "exact_match_score",
-                            "normalise_text", "parse_scorers"],
-             core.judges: ["DEFAULT_AZURE_JUDGE", "JudgeSetup", "default_judge", "resolve_judge"]}
-    for module, names in moved.items():
-        for name in names:
-            assert getattr(core.evaluation, name) is getattr(module, name)
-            assert name in core.evaluation.__all__
+    for name in ["code_scorers", "judge_scorer", "needs_judge", "parse_scorers", "available_scorers"]:
+        assert callable(getattr(core.scorers, name))
+    for name in ["same_model", "prefer_json_object", "resolve_judge", "default_judge"]:
+        assert callable(getattr(core.judges, name))
+    for name in ["available_scorers", "DEFAULT_SCORERS", "ScorerInfo", "default_judge", "DEFAULT_AZURE_JUDGE"]:
+        assert name not in core.evaluation.__all__
+    assert core.judges.same_model("azure:/gpt-4.1-nano", "openai:/gpt-4.1-nano")
+    assert not core.judges.same_model("azure:/gpt-4.1-nano", "azure:/gpt-4.1-mini")
 
 
 def test_azure_judge_credentials_derived_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
