@@ -14,6 +14,11 @@ Change detection: the file's size, mtime and bytes are kept when it is read and 
 Before writing, if the file on disk is no longer the one we read (a spreadsheet saved it, say), nothing is written
 and `FileChangedError` is raised; `reload()` then reads the new file, and the caller may re-apply its verdict.
 
+One writer at a time: a session holds the file's `core.filelock.FileLock` from opening to `close()` (or the
+process's death), so `proctor answer`, another Grade pane or another `proctor grade` cannot write between our
+change check and our rename. Opening a file another writer holds raises `FileLockedError`; `read_only=True` opens
+it to look at, and `take_over()` makes the session the writer once the other one is gone.
+
 Speed: a 3,000-row file is ~2 MB. Re-serialising the whole frame for each verdict (`csvio.write_csv_atomic`) takes
 ~50 ms, so the session keeps each row's serialised CSV line and re-serialises only the row that changed. The lines
 are produced by the same csv dialect pandas' `to_csv` uses (minimal quoting, CRLF), from cells neutralised by
@@ -37,6 +42,7 @@ from typing import TYPE_CHECKING
 
 from core.csvio import QUESTION_ALIASES, REFERENCE_ALIASES, find_column, neutralise, read_table, write_bytes_atomic
 from core.errors import InputError, ProctorError
+from core.filelock import FileLock, FileLockedError  # noqa: F401 - what opening a held file raises, for callers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -176,6 +182,12 @@ class FileChangedError(ProctorError):
     exit_code = 2
 
 
+class ReadOnlyError(ProctorError):
+    """The session was opened read-only (another writer held the file): nothing was written."""
+
+    exit_code = 2
+
+
 class SampleMismatchError(InputError):
     """The file already holds a different sample from the one asked for."""
 
@@ -210,15 +222,53 @@ def _line(cells: Sequence[object], header: bool = False) -> bytes:
 class GradingSession:
     """One answers CSV being graded. Rows are 0-based positions in the file."""
 
-    def __init__(self, path: str | os.PathLike[str], sample: int | None = None, seed: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], sample: int | None = None, seed: int | None = None, *,
+                 read_only: bool = False) -> None:
+        """Open `path` for grading: lock it (one writer at a time), then read it.
+
+        Raises `FileLockedError` when another writer holds the file (`read_only=True` opens it without the lock,
+        for showing or statistics: every write then raises `ReadOnlyError`).
+        """
         self.path = Path(path)
         self.undo_stack: list[Change] = []
         self._all_rows: list[int] = []
-        self._load()
-        if sample is not None:
-            self.select_sample(sample, 0 if seed is None else seed)
-        elif seed is not None:
-            raise InputError("--seed goes with --sample N")
+        self._lock = FileLock(self.path)
+        self.read_only = read_only
+        if not read_only:
+            self._lock.acquire()
+        try:
+            self._load()
+            if sample is not None:
+                self.select_sample(sample, 0 if seed is None else seed)
+            elif seed is not None:
+                raise InputError("--seed goes with --sample N")
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the lock
+
+    def close(self) -> None:
+        """Give up the lock (the session stays readable; it can no longer write until `take_over()`)."""
+        self._lock.release()
+        self.read_only = True
+
+    def __enter__(self) -> GradingSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def take_over(self) -> None:
+        """Become the file's writer: take the lock (`FileLockedError` if it is still held), then read the file again
+        (the writer before us may have changed it)."""
+        self._lock.acquire()
+        try:
+            self.reload()
+        except BaseException:
+            self._lock.release()
+            raise
+        self.read_only = False
 
     # -- reading
 
@@ -333,6 +383,10 @@ class GradingSession:
         self._lines[row + 1] = _line(self.frame.iloc[row].tolist())
 
     def _write(self) -> None:
+        """Save the file. Under our lock no other Proctor writer can come between the change check and the rename;
+        the check still catches a spreadsheet (which takes no lock) saving the file meanwhile."""
+        if self.read_only or not self._lock.held:
+            raise ReadOnlyError(f"{self.path.name} is open read-only here: nothing was written")
         if self.changed_on_disk():
             raise FileChangedError(f"{self.path.name} changed on disk since it was opened: nothing was written")
         data = BOM + b"".join(self._lines)

@@ -17,7 +17,9 @@ from core.csvio import read_table, write_csv_atomic
 from core.errors import InputError
 from core.grading import (
     FileChangedError,
+    FileLockedError,
     GradingSession,
+    ReadOnlyError,
     SampleMismatchError,
     agreement,
     cohens_kappa,
@@ -216,8 +218,9 @@ def test_sample_is_reproducible_saved_and_resumed(tmp_path: Path) -> None:
     places = read_table(a)["human_sample"].tolist()
     assert sorted(int(p) for p in places if p) == list(range(1, 11))
     assert [first.order.index(r) + 1 for r in range(50) if places[r]] == [int(p) for p in places if p]
-    resumed = GradingSession(a)
+    resumed = GradingSession(a, read_only=True)  # `first` still holds the file
     assert resumed.order == first.order
+    first.close()
     assert GradingSession(a, sample=10, seed=1).order == first.order
     assert first.next_ungraded() == first.order[0]
 
@@ -342,3 +345,87 @@ def test_kill_9_loses_no_saved_verdict(tmp_path: Path) -> None:
     assert len(table) == 400
     for row in reported:
         assert table["human_verdict"][row] == ("correct" if row % 3 else "incorrect")
+
+
+# -- one writer at a time ---------------------------------------------------------------------------------------
+
+
+def test_a_second_writer_is_refused_read_only_is_allowed_and_take_over_reloads(tmp_path: Path) -> None:
+    path = answers_csv(tmp_path / "a.csv", 4)
+    first = GradingSession(path)
+    with pytest.raises(FileLockedError) as caught:
+        GradingSession(path)
+    assert caught.value.exit_code == 2
+    viewer = GradingSession(path, read_only=True)
+    with pytest.raises(ReadOnlyError):
+        viewer.set_verdict(0, "correct")
+    assert viewer.verdict(0) == "", "a refused write leaves the row as it was"
+    with pytest.raises(FileLockedError):
+        viewer.take_over()
+    first.set_verdict(1, "incorrect")
+    first.close()
+    with pytest.raises(ReadOnlyError):
+        first.set_verdict(2, "correct")
+    viewer.take_over()
+    assert viewer.verdict(1) == "incorrect", "taking over reads what the writer before saved"
+    viewer.set_verdict(0, "correct")
+    viewer.close()
+    assert read_table(path)["human_verdict"].tolist() == ["correct", "incorrect", "", ""]
+
+
+def test_stats_and_viewing_need_no_lock(tmp_path: Path) -> None:
+    path = answers_csv(tmp_path / "a.csv", 4)
+    with GradingSession(path) as writer:
+        writer.set_verdict(0, "correct")
+        assert GradingSession(path, read_only=True).stats().graded == 1
+
+
+RACER = """
+import sys, time
+from core.grading import FileLockedError, GradingSession
+path, start, parity = sys.argv[1], sys.argv[2], int(sys.argv[3])
+import os
+while not os.path.exists(start):
+    time.sleep(0.001)
+refused = 0
+for row in range(parity, 40, 2):
+    while True:
+        try:
+            with GradingSession(path) as session:
+                session.set_verdict(row, "correct" if parity else "incorrect", note=f"by {os.getpid()}")
+            break
+        except FileLockedError as error:
+            assert error.pid != os.getpid()
+            if not refused:
+                print(f"refused by {error.pid}", file=sys.stderr, flush=True)
+            refused += 1
+    print(row, flush=True)  # reported saved: set_verdict returned, under the lock
+print(f"{refused} refusals", file=sys.stderr)
+"""
+
+
+def test_two_processes_racing_verdicts_on_one_file_lose_none(tmp_path: Path) -> None:
+    path = answers_csv(tmp_path / "a.csv", 40)
+    start = tmp_path / "go"
+    root = Path(__file__).resolve().parents[2]
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(path), str(start), str(parity)], cwd=root,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for parity in (0, 1)]
+    # While a session holds the file, the other processes cannot write it at all (not merely "not at once").
+    holding = GradingSession(path)
+    start.touch()
+    for racer in racers:
+        assert racer.stderr.readline().strip() == f"refused by {os.getpid()}"
+    holding.set_verdict(0, "correct", note="held first")
+    holding.close()
+    outputs = []
+    for racer in racers:
+        stdout, stderr = racer.communicate(timeout=120)
+        assert racer.returncode == 0, stderr
+        outputs.append((stdout, stderr))
+    reported = sorted(int(line) for stdout, _ in outputs for line in stdout.split())
+    assert reported == list(range(40)), "every verdict was reported saved once"
+    table = read_table(path)
+    assert table["human_verdict"].tolist() == ["correct" if row % 2 else "incorrect" for row in range(40)]
+    pids = {str(racer.pid) for racer in racers}
+    assert {note.split()[-1] for note in table["human_note"]} == pids
+    print("refusals:", [stderr.strip() for _, stderr in outputs])

@@ -293,11 +293,66 @@ async def test_a_file_changed_on_disk_is_not_overwritten_and_reload_keeps_the_ve
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_snapshot(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]) -> None:
     path = answers_csv(tmp_path / "answers.csv", long_answer=True)
-    session = GradingSession(path)
-    session.set_verdict(1, "correct", note="spot on")
-    session.set_verdict(2, "incorrect")
+    with GradingSession(path) as session:
+        session.set_verdict(1, "correct", note="spot on")
+        session.set_verdict(2, "incorrect")
 
     async def run_before(pilot) -> None:
         await settle(pilot)
 
     assert snap_compare(grade_app(path), terminal_size=size, run_before=run_before)
+
+
+# -- one writer at a time ----------------------------------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from core.filelock import FileLock
+lock = FileLock(sys.argv[1])
+lock.acquire()
+print("held", flush=True)
+sys.stdin.readline()  # hold until told to let go
+"""
+
+
+def _hold(path: Path):
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+async def test_a_file_another_process_writes_opens_read_only_then_can_be_taken_over(tmp_path: Path) -> None:
+    from tests.tui.pilot import wait_for
+
+    path = answers_csv(tmp_path / "a.csv")
+    holder = _hold(path)
+    try:
+        app = grade_app(path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            pane = app.query_one(GradePane)
+            banner = app.query_one("#grade-banner")
+            assert banner.display and "READ-ONLY" in str(banner.render())
+            assert f"pid {holder.pid}" in str(banner.render())
+            before = path.read_bytes()
+            await press(pilot, "y", "e")
+            assert path.read_bytes() == before, "nothing written while another process holds the file"
+            assert pane.current == 0 and pane.session.verdict(0) == ""
+            await press(pilot, "w")
+            assert pane.locked is not None, "no take-over while the other writer still holds it"
+            holder.communicate("go\n", timeout=10)  # the other writer lets go
+            await wait_for(pilot, lambda: pane.lock_free, timeout=20)
+            assert "w" in str(banner.render()) and "let go" in str(banner.render())
+            await press(pilot, "w")
+            assert pane.locked is None and not banner.display
+            await press(pilot, "y")
+            assert verdicts(path)[0] == "correct"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert not (tmp_path / ".a.csv.lock").exists(), "the pane let go of the file when the app closed"

@@ -1,7 +1,8 @@
 """`proctor grade ANSWERS.csv`: grade answers by hand in the app's Grade pane, or print the statistics.
 
 Without --stats the app opens on the Grade pane for the file. The file is checked first (exists, is a CSV with an
-llm_answer column, the sample asked for fits it) so that a bad file reads as a one-line error, not a screen.
+llm_answer column, the sample asked for fits it, no other writer holds it) so that a bad file reads as a one-line
+error, not a screen. --stats only reads, so it works while another process writes the file.
 """
 
 from __future__ import annotations
@@ -42,15 +43,18 @@ def run(args: argparse.Namespace) -> int:
     if args.stats:
         if args.sample is not None:
             raise InputError("--stats reads the file as it is: run it without --sample")
-        session = GradingSession(args.file)
+        session = GradingSession(args.file, read_only=True)  # only reads: no lock, works beside a writer
         stats = session.stats()
         if args.json:
             print(json.dumps({"file": str(args.file), **stats.as_dict()}, ensure_ascii=False))
         else:
             print(format_stats(stats, str(args.file)))
         return 0
-    # Open (and draw or check the sample) before the screen is taken: errors stay one line.
-    GradingSession(args.file, sample=args.sample, seed=args.seed)
+    # Open (and draw or check the sample) before the screen is taken: errors stay one line, and a file another
+    # writer holds (`proctor answer` on it, another `proctor grade`) exits 2 naming its pid. The pane then takes
+    # the lock itself (were it taken in between, the pane opens the file read-only and says so).
+    with GradingSession(args.file, sample=args.sample, seed=args.seed):
+        pass
     from tui.app import ProctorApp
 
     ProctorApp(pane="grade", grade_path=args.file, grade_blind=args.blind).run()

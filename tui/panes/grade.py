@@ -1,7 +1,11 @@
 """The Grade pane: grade an answers CSV by hand, one row at a time, keyboard only.
 
 Keys: y correct, n incorrect (both save, then move on), s skip, u undo, e note, j/k and arrows move, g next
-ungraded, b blind, t table, d disagreements with the judge, r reload, o open, ? help, q quit.
+ungraded, b blind, t table, d disagreements with the judge, r reload, o open, w take over, ? help, q quit.
+
+One writer at a time: the pane's session holds the file's lock (core.filelock) while the file is open here. When
+another process holds it (`proctor answer` resuming the file, another Proctor grading it), the file opens read-only
+under a banner naming that process; once it lets go, the banner offers `w` to take over (the file is reloaded).
 
 All logic is in core.grading.GradingSession; this pane shows what it returns. Saving runs in a thread worker (an
 fsync can be slow on a real disk) and the next row is shown only once the worker reports the verdict saved; keys
@@ -65,11 +69,13 @@ class GradePane(Vertical, can_focus=True):
         Binding("pageup", "scroll_answer(-1)", "Scroll up", show=False, id="grade.scroll_up"),
         Binding("r", "reload", "Reload", show=False, id="grade.reload"),
         Binding("o", "open", "Open", show=False, id="grade.open"),
+        Binding("w", "take_over", "Take over", show=False, id="grade.take_over"),
     ]
 
     @dataclass
     class FileOpened(Message):
         session: object  # core.grading.GradingSession
+        locked: str | None = None  # why it opened read-only: another writer holds it
 
     @dataclass
     class FileFailed(Message):
@@ -91,6 +97,11 @@ class GradePane(Vertical, can_focus=True):
         error: str
 
     @dataclass
+    class TakeOverDone(Message):
+        holder: str | None = None  # still held by this writer
+        error: str | None = None  # the file could not be read again
+
+    @dataclass
     class FileReloaded(Message):
         session: object
         pending: _Change | None
@@ -108,6 +119,8 @@ class GradePane(Vertical, can_focus=True):
         self.saving = False
         self.blocked: _Change | None = None  # a change refused because the file changed on disk
         self.changed_on_disk = False
+        self.locked: str | None = None  # read-only: who holds the file ("another Proctor process (pid N)")
+        self.lock_free = False  # read-only, and the other writer has let go: offer to take over
         self._queued: deque[tuple[Callable[..., object], tuple[object, ...]]] = deque()
         self._table_built = False
 
@@ -135,6 +148,10 @@ class GradePane(Vertical, can_focus=True):
         # Notice a spreadsheet saving the file while it is open, not only when the next verdict is refused.
         self.set_interval(2.0, self._check_disk)
 
+    def on_unmount(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
     def focus_default(self) -> None:
         if self.session is None:
             self.query_one(CsvPicker).focus_default()
@@ -152,10 +169,13 @@ class GradePane(Vertical, can_focus=True):
     @work(thread=True, exclusive=True, group="grade-load")
     def load(self, path: str) -> None:
         from core.errors import ProctorError
-        from core.grading import GradingSession
+        from core.grading import FileLockedError, GradingSession
 
         try:
-            self.post_message(self.FileOpened(GradingSession(path)))
+            try:
+                self.post_message(self.FileOpened(GradingSession(path)))
+            except FileLockedError as locked:
+                self.post_message(self.FileOpened(GradingSession(path, read_only=True), locked.who))
         except ProctorError as error:
             self.post_message(self.FileFailed(str(error)))
         except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
@@ -163,9 +183,13 @@ class GradePane(Vertical, can_focus=True):
 
     def on_grade_pane_file_opened(self, message: FileOpened) -> None:
         session = message.session
+        if self.session is not None and self.session is not session:
+            self.session.close()  # let the file we leave go: another writer may want it
         self.session = session
         self.blocked = None
         self.changed_on_disk = False
+        self.locked = message.locked
+        self.lock_free = False
         self.disagreement_mode = False
         self._queued.clear()
         self._table_built = False
@@ -265,7 +289,17 @@ class GradePane(Vertical, can_focus=True):
 
     # -- changes
 
+    def _refused_read_only(self) -> bool:
+        """True (and says so) when the file is open read-only: another process writes it."""
+        if self.locked is None:
+            return False
+        self.notify("Read-only: another process writes this file; nothing was saved."
+                    + (" Press w to take over." if self.lock_free else ""), severity="warning")
+        return True
+
     def _submit(self, change: _Change) -> None:
+        if self._refused_read_only():
+            return
         if self.blocked is not None:
             self.notify("The file changed on disk: press r to reload it first.", severity="warning")
             return
@@ -286,7 +320,8 @@ class GradePane(Vertical, can_focus=True):
         self._submit(_Change("undo", self.session.undo_stack[-1].row, None, ""))
 
     def action_note(self) -> None:
-        if self._deferred(self.action_note) or not self._ready() or self.current is None:
+        if self._deferred(self.action_note) or not self._ready() or self.current is None \
+                or self._refused_read_only():
             return
         row = self.current
 
@@ -359,6 +394,12 @@ class GradePane(Vertical, can_focus=True):
     # -- change on disk
 
     def _check_disk(self) -> None:
+        if self.session is not None and self.locked is not None and not self.lock_free:
+            from core.filelock import holder
+
+            if holder(self.session.path) is None:
+                self.lock_free = True
+                self._render_status()
         # Never while our own write is in flight: the file is being replaced by us.
         if self.session is None or self.saving or self.changed_on_disk:
             return
@@ -422,6 +463,51 @@ class GradePane(Vertical, can_focus=True):
             self.current = self.session.next_ungraded()
         if self.table_mode:
             self._build_table()
+        self._render_all()
+
+    # -- the lock
+
+    def action_take_over(self) -> None:
+        if self._deferred(self.action_take_over) or not self._ready():
+            return
+        if self.locked is None:
+            self.notify("This pane already writes this file.", timeout=2)
+            return
+        self.saving = True
+        self.take_over()
+
+    @work(thread=True, exclusive=True, group="grade-save")
+    def take_over(self) -> None:
+        from core.errors import ProctorError
+        from core.grading import FileLockedError
+
+        try:
+            self.session.take_over()
+            self.post_message(self.TakeOverDone())
+        except FileLockedError as error:
+            self.post_message(self.TakeOverDone(holder=error.who))
+        except ProctorError as error:
+            self.post_message(self.TakeOverDone(error=str(error)))
+
+    def on_grade_pane_take_over_done(self, message: TakeOverDone) -> None:
+        self.saving = False
+        if message.holder is not None:
+            self.lock_free = False
+            self.locked = message.holder
+            self.notify(f"Not taken over: still held by {message.holder}.", severity="warning", timeout=8)
+        elif message.error is not None:
+            self.notify(f"Not taken over: {message.error}", severity="error", timeout=8)
+        else:
+            self.locked = None
+            self.lock_free = False
+            self.blocked = None
+            self.changed_on_disk = False
+            self._table_built = False
+            self.notify("This pane now writes the file (reloaded).")
+            if self.current is None or self.current >= self.session.rows:
+                self.current = self.session.next_ungraded()
+            if self.table_mode:
+                self._build_table()
         self._render_all()
 
     # -- modes
@@ -574,7 +660,16 @@ class GradePane(Vertical, can_focus=True):
         self.query_one("#grade-stats", Static).update(line)
 
         banner = self.query_one("#grade-banner", Static)
-        if self.blocked is not None or self.changed_on_disk:
+        if self.locked is not None:
+            if self.lock_free:
+                text = (f"READ-ONLY: the other writer has let go of {s.path.name}. Press w to take over "
+                        "(the file is read again).")
+            else:
+                text = (f"READ-ONLY: {s.path.name} is being written by {self.locked}. Nothing is saved here; "
+                        "w takes over once it is done.")
+            banner.update(Text(text, style="bold"))
+            banner.display = True
+        elif self.blocked is not None or self.changed_on_disk:
             text = f"{s.path.name} changed on disk since it was opened: nothing is written over it. "
             text += "r reloads it" + (" and saves your last verdict" if self.blocked else "") + "."
             banner.update(Text(text))
