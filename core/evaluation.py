@@ -669,7 +669,7 @@ def _results_frame(rows: list[_Row], by_row: dict[int, dict[str, Any]], names: l
 
 def _metrics(rows: list[_Row], results: list[dict[str, str]], eval_metrics: dict[str, float],
              names: list[str]) -> dict[str, float]:
-    from core.grading import agreement, cohens_kappa
+    from core.stats import agreement, cohens_kappa
 
     n = len(rows)
     metrics: dict[str, float] = {"rows": float(n)}

@@ -25,7 +25,7 @@ are produced by the same csv dialect pandas' `to_csv` uses (minimal quoting, CRL
 `csvio.neutralise`, and written with BOM, fsync and rename, so the bytes are those `write_csv_atomic` would write
 (a test checks it).
 
-The statistics (`wilson_interval`, `cohens_kappa`, `agreement`) are plain functions other modules import.
+The statistics (Wilson intervals, agreement, Cohen's kappa) come from core.stats.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 from core.csvio import QUESTION_ALIASES, REFERENCE_ALIASES, find_column, neutralise, read_table, write_bytes_atomic
 from core.errors import InputError, ProctorError
 from core.filelock import FileLock, FileLockedError  # noqa: F401 - what opening a held file raises, for callers
+from core.stats import Z_95, agreement, cohens_kappa, wilson_interval
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,51 +58,9 @@ CORRECT = "correct"
 INCORRECT = "incorrect"
 VERDICTS = (CORRECT, INCORRECT)
 BOM = "\ufeff".encode()
-Z_95 = 1.959963984540054
 
 
 # -- statistics --------------------------------------------------------------------------------------------
-
-
-def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval for k successes out of n (95% for the default z). n == 0 gives (0.0, 1.0)."""
-    if n < 0 or k < 0 or k > n:
-        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    # Rounding noise aside, the lower bound is exactly 0 at k == 0 and the upper exactly 1 at k == n.
-    low = 0.0 if k == 0 else max(0.0, centre - half)
-    high = 1.0 if k == n else min(1.0, centre + half)
-    return low, high
-
-
-def agreement(a: Sequence[str], b: Sequence[str]) -> float | None:
-    """The share of positions where the two raters gave the same label; None for empty input."""
-    if len(a) != len(b):
-        raise ValueError(f"the raters labelled {len(a)} and {len(b)} items")
-    if not a:
-        return None
-    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
-
-
-def cohens_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
-    """Cohen's kappa between two raters' labels of the same items.
-
-    None when it is undefined: no items, or both raters gave every item the same single label (chance agreement 1).
-    """
-    observed = agreement(a, b)
-    if observed is None:
-        return None
-    n = len(a)
-    labels = set(a) | set(b)
-    expected = sum((list(a).count(label) / n) * (list(b).count(label) / n) for label in labels)
-    if expected >= 1.0:
-        return None
-    return (observed - expected) / (1 - expected)
 
 
 def normalise_verdict(value: object) -> str:

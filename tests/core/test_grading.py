@@ -21,12 +21,10 @@ from core.grading import (
     GradingSession,
     ReadOnlyError,
     SampleMismatchError,
-    agreement,
-    cohens_kappa,
     format_stats,
     population_estimate,
-    wilson_interval,
 )
+from core.stats import agreement, cohens_kappa, wilson_interval
 
 ANSWER_COLUMNS = ["llm_answer", "model", "latency_s", "prompt_tokens", "completion_tokens", "error"]
 

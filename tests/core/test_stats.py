@@ -1,0 +1,177 @@
+"""core.stats against reference values: published Wilson intervals, exact McNemar p-values worked by hand, the
+paired interval recomputed from its definition, and the edges (b + c = 0, all-equal runs, n = 1, n = 0)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from core.stats import (
+    latency_sentence,
+    paired_means,
+    paired_shares,
+    questions_needed,
+    share,
+    shares_sentence,
+    wilson_interval,
+)
+
+
+def table(both: int, a_only: int, b_only: int, neither: int) -> tuple[list[bool], list[bool]]:
+    """Per-question right/wrong of runs A and B from the four cells of the paired 2x2 table."""
+    a = [True] * both + [True] * a_only + [False] * b_only + [False] * neither
+    b = [True] * both + [False] * a_only + [True] * b_only + [False] * neither
+    return a, b
+
+
+# -- one share
+
+
+@pytest.mark.parametrize(("k", "n", "low", "high"), [
+    # Newcombe (1998), Statistics in Medicine 17:857, Table I, method 3 (Wilson score without correction)
+    (81, 263, 0.2553, 0.3662),
+    (15, 148, 0.0624, 0.1605),
+    (0, 20, 0.0, 0.1611),
+    (1, 29, 0.0061, 0.1718),
+])
+def test_wilson_matches_published_values(k: int, n: int, low: float, high: float) -> None:
+    assert wilson_interval(k, n) == pytest.approx((low, high), abs=5e-5)
+    got = share(k, n)
+    assert (got.value, got.low, got.high) == pytest.approx((k / n, low, high), abs=5e-5)
+
+
+def test_share_edges() -> None:
+    empty = share(0, 0)
+    assert (empty.value, empty.low, empty.high) == (None, None, None)
+    assert empty.to_dict() == {"k": 0, "n": 0, "share": None, "ci_low": None, "ci_high": None}
+    one_right, one_wrong = share(1, 1), share(0, 1)
+    # n = 1: the interval is wide (Wilson at z = 1.96: 1/(1 + z^2) = 0.2065) and still inside [0, 1].
+    assert (one_right.low, one_right.high) == pytest.approx((1 / (1 + 1.959963984540054 ** 2), 1.0))
+    assert (one_wrong.low, one_wrong.high) == pytest.approx((0.0, 1 - 1 / (1 + 1.959963984540054 ** 2)))
+    assert wilson_interval(15, 30, 0.0) == (0.5, 0.5)  # grading's finite-population correction at a full census
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+# -- paired right/wrong
+
+
+def test_paired_worked_example_from_miller_2024() -> None:
+    # statistics-facts.md: n = 300, b = 14, c = 26 -> +4.0 points (95% CI -0.1 to +8.1), exact p = 0.081.
+    a, b = table(100, 14, 26, 160)
+    p = paired_shares(a, b)
+    assert (p.n, p.a_only, p.b_only) == (300, 14, 26)
+    assert p.diff == pytest.approx(0.04)
+    assert (round(p.ci_low * 100, 1), round(p.ci_high * 100, 1)) == (-0.1, 8.1)
+    # Exact McNemar: two-sided binomial on the 40 discordant pairs, p = 2 * P(X <= 14), X ~ Bin(40, 1/2).
+    exact = 2 * sum(math.comb(40, i) for i in range(15)) / 2 ** 40
+    assert p.p_value == pytest.approx(exact, rel=1e-9)
+    assert round(p.p_value, 3) == 0.081
+    assert not p.significant and p.better == ""
+
+
+def test_paired_interval_is_the_t_interval_of_the_differences() -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    a, b = table(30, 1, 10, 7)
+    p = paired_shares(a, b)
+    d = [float(y) - float(x) for x, y in zip(a, b, strict=True)]
+    n, mean = len(d), sum(d) / len(d)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+    half = scipy_stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    assert (p.ci_low, p.ci_high) == pytest.approx((mean - half, mean + half), rel=1e-9)
+    # MDE at 80% power: (z_0.975 + z_0.80) * sd / sqrt(n), 2.8016 * sd / sqrt(n).
+    assert p.mde == pytest.approx((1.959963984540054 + 0.8416212335729143) * sd / math.sqrt(n), rel=1e-9)
+    assert p.p_value == pytest.approx(2 * (1 + 11) / 2 ** 11)  # exact McNemar, b = 1, c = 10
+    assert p.significant and p.better == "b"
+
+
+def test_shipped_benchmark_case_is_not_significant() -> None:
+    # nano vs mini on the shipped 48 questions: b = 0, c = 3, exact p = 2 * (1/2)^3 = 0.25.
+    a, b = table(40, 0, 3, 5)
+    p = paired_shares(a, b)
+    assert p.p_value == pytest.approx(0.25)
+    assert p.diff == pytest.approx(3 / 48)
+    sentence = shares_sentence(p)
+    assert sentence.startswith("B is ahead by 6.2 points (95% CI -0.9 to +13.4, p = 0.25): "
+                               "not a detectable difference at n = 48; about ")
+    assert "questions would detect 6.2 points." in sentence
+    assert "better" not in sentence
+    needed = questions_needed(p.sd, p.diff)
+    assert needed is not None and needed > 48
+    assert f"about {needed:,} questions" in sentence
+
+
+def test_b_plus_c_zero_and_all_equal_runs() -> None:
+    for a, b in (table(20, 0, 0, 8), table(10, 0, 0, 0), table(0, 0, 0, 10)):
+        p = paired_shares(a, b)
+        assert (p.a_only, p.b_only, p.diff, p.p_value) == (0, 0, 0.0, 1.0)
+        assert (p.ci_low, p.ci_high, p.mde) == (None, None, None)  # no spread: nothing to estimate it from
+        assert not p.significant and p.better == ""
+        assert shares_sentence(p) == (f"A and B are level: the same result on all {p.n} question(s) (p = 1), so "
+                                      f"no difference shows at n = {p.n}.")
+
+
+def test_n_one_and_n_zero() -> None:
+    p = paired_shares([False], [True])
+    assert (p.n, p.b_only, p.diff, p.p_value, p.ci_low, p.mde) == (1, 1, 1.0, 1.0, None, None)
+    assert shares_sentence(p) == ("B is ahead by 100.0 points (p = 1, too few questions for an interval): "
+                                  "not a detectable difference at n = 1.")
+    empty = paired_shares([], [])
+    assert empty.n == 0 and empty.diff is None and empty.p_value is None
+    assert shares_sentence(empty) == "No question was answered by both runs: nothing to compare."
+    with pytest.raises(ValueError):
+        paired_shares([True], [])
+
+
+def test_sentence_says_better_only_when_significant() -> None:
+    ahead = paired_shares(*table(50, 1, 15, 34))
+    assert ahead.p_value < 0.05
+    assert shares_sentence(ahead).endswith("B is better, a detectable difference at n = 100.")
+    behind = paired_shares(*table(50, 15, 1, 34))
+    assert shares_sentence(behind).startswith("B is behind by 14.0 points (95% CI -")
+    assert shares_sentence(behind).endswith("A is better, a detectable difference at n = 100.")
+    # Level, but with questions that differ both ways: an interval around 0 and no winner.
+    level = paired_shares(*table(50, 4, 4, 42))
+    assert level.diff == 0 and level.p_value == 1.0 and level.better == ""
+    assert "A and B are level (0.0 points" in shares_sentence(level)
+    assert "detect" in shares_sentence(level) and "better" not in shares_sentence(level)
+    assert "on exact match" in shares_sentence(ahead, "exact match")
+    assert ahead.to_dict()["sentence"] == shares_sentence(ahead)
+    assert set(ahead.to_dict()) == {"n", "a_only", "b_only", "both", "neither", "diff", "ci_low", "ci_high",
+                                    "p_value", "mde", "significant", "sentence"}
+
+
+# -- paired latencies
+
+
+def test_paired_latency_against_scipy_ttest_rel() -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    a = [0.12, 0.15, 0.11, 0.20, 0.13, 0.14, 0.18, 0.16]
+    b = [0.10, 0.13, 0.12, 0.17, 0.11, 0.12, 0.15, 0.15]
+    p = paired_means(a, b)
+    ref = scipy_stats.ttest_rel(b, a)
+    ci = ref.confidence_interval(0.95)
+    assert p.diff == pytest.approx(sum(b) / 8 - sum(a) / 8)
+    assert (p.ci_low, p.ci_high, p.p_value) == pytest.approx((ci.low, ci.high, ref.pvalue))
+    assert p.significant and p.better == "b"  # lower is better for latency
+    assert latency_sentence(p).startswith("B is quicker by 0.018 s per question "
+                                          "(95% CI -0.028 to -0.007 s, p = 0.0062)")
+    assert latency_sentence(p).endswith("B is faster, a detectable difference at n = 8.")
+
+
+def test_paired_latency_edges() -> None:
+    same = paired_means([0.1, 0.2, 0.3], [0.1, 0.2, 0.3])
+    assert (same.diff, same.p_value, same.ci_low, same.better) == (0.0, 1.0, None, "")
+    assert latency_sentence(same) == "A and B took the same time on all 3 question(s)."
+    shifted = paired_means([0.1, 0.2], [0.2, 0.3])  # float rounding must not pass for spread
+    assert shifted.ci_low is None and shifted.p_value is None and shifted.better == ""
+    assert "no spread" in latency_sentence(shifted)
+    one = paired_means([0.131], [0.129])
+    assert one.n == 1 and one.p_value is None and one.ci_low is None
+    assert latency_sentence(one) == ("B is quicker by 0.002 s per question (p undefined, too few questions for an "
+                                     "interval): not a detectable difference at n = 1.")
+    noisy = paired_means([0.131, 0.140, 0.120, 0.150], [0.129, 0.145, 0.118, 0.149])
+    assert not noisy.significant and "not a detectable difference at n = 4" in latency_sentence(noisy)
+    assert "faster" not in latency_sentence(noisy)
+    assert paired_means([], []).to_dict()["sentence"] == "No question has a latency in both runs: nothing to compare."
