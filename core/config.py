@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from core.errors import ConfigError
+from core.safety import mask_url
 
 DEFAULT_API_VERSION = "2024-02-15-preview"
 DEFAULT_OPENAI_MODEL = "gpt-4.1-nano"
@@ -55,7 +56,7 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
 class Settings:
     """What Proctor reads from the environment. Each field names its variable in `metadata["env"]`."""
 
-    azure_endpoint: str | None = field(default=None, metadata={"env": "AZURE_OPENAI_ENDPOINT"})
+    azure_endpoint: str | None = field(default=None, metadata={"env": "AZURE_OPENAI_ENDPOINT", "url": True})
     """Azure OpenAI resource URL, e.g. https://my-resource.openai.azure.com/"""
     azure_api_key: str | None = field(default=None, metadata={"env": "AZURE_OPENAI_API_KEY", "secret": True})
     """Azure OpenAI key (never printed)."""
@@ -65,7 +66,7 @@ class Settings:
     """The default Azure deployment, e.g. gpt-4.1-nano (used by `azure:/` with no name, and as the default model)."""
     openai_api_key: str | None = field(default=None, metadata={"env": "OPENAI_API_KEY", "secret": True})
     """Key for OpenAI or an OpenAI-compatible server (never printed)."""
-    openai_base_url: str | None = field(default=None, metadata={"env": "OPENAI_BASE_URL"})
+    openai_base_url: str | None = field(default=None, metadata={"env": "OPENAI_BASE_URL", "url": True})
     """Base URL of an OpenAI-compatible server, with its /v1 (empty: api.openai.com)."""
     openai_model: str = field(default=DEFAULT_OPENAI_MODEL, metadata={"env": "OPENAI_MODEL"})
     """Model used by `openai:/` with no name, and as the default model when only OpenAI is configured."""
@@ -126,7 +127,7 @@ class Settings:
         return "local:/smollm2"
 
     def masked(self) -> dict[str, str]:
-        """Every setting by variable name, keys masked, for screens and logs."""
+        """Every setting by variable name, keys and URL credentials masked, for screens and logs."""
         shown: dict[str, str] = {}
         for f in fields(self):
             value = getattr(self, f.name)
@@ -134,6 +135,8 @@ class Settings:
                 shown[f.metadata["env"]] = ""
             elif f.metadata.get("secret"):
                 shown[f.metadata["env"]] = mask_secret(str(value))
+            elif f.metadata.get("url"):
+                shown[f.metadata["env"]] = mask_url(value)
             else:
                 shown[f.metadata["env"]] = str(value)
         return shown
@@ -187,13 +190,13 @@ class ModelSpec:
         return self.name
 
     def public_params(self) -> dict[str, str]:
-        """What may be logged about this model (no key)."""
+        """What may be logged about this model (no key, no credentials in the URL)."""
         params = {"model_uri": self.uri, "provider": self.provider, "model_name": self.name}
         if self.provider == "azure":
             params["deployment"] = self.name
             params["api_version"] = self.api_version or ""
         if self.base_url and self.provider != "local":
-            params["base_url"] = self.base_url
+            params["base_url"] = mask_url(self.base_url)
         return params
 
 

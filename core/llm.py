@@ -18,6 +18,7 @@ from typing import Any
 
 from core.config import ModelSpec, Settings, load_settings, resolve_model
 from core.errors import ConfigError, LLMError
+from core.safety import one_line, scrub
 
 BACKOFF_MAX_S = 30.0
 RETRY_AFTER_MAX_S = 120.0
@@ -194,7 +195,8 @@ def describe_error(exc: BaseException) -> str:
     name = type(exc).__name__
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "Timeout" in name:
         return "timeout"
-    text = str(exc).splitlines()[0] if str(exc) else name
+    # Server words: they may repeat the key we sent, or hold escape sequences.
+    text = one_line(scrub(str(exc).splitlines()[0])) if str(exc) else name
     if status:
         return f"HTTP {status}: {text}"[:300]
     return f"{name}: {text}"[:300]

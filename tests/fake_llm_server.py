@@ -54,6 +54,7 @@ class Behaviour:
     seed: int = 0
     stream_chunk_delay: float = 0.0  # seconds between streamed chunks
     responder: Responder | None = None  # question -> answer text; default `default_answer`
+    echo_headers_status: int = 0  # when set, every request fails with this status, the request's headers in the body
 
 
 def default_answer(body: dict[str, Any], info: RequestInfo) -> str:
@@ -153,6 +154,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"The model `{model}` does not exist")
             return
         behaviour = owner.behaviour
+        if behaviour.echo_headers_status:
+            # A careless server or proxy that repeats the request (key included) in its error message.
+            info.status = behaviour.echo_headers_status
+            self._error(info.status, f"bad request; headers were: {dict(self.headers.items())}")
+            return
         if behaviour.latency:
             time.sleep(behaviour.latency)
 

@@ -102,6 +102,20 @@ def test_masked_settings_never_show_keys():
     assert sorted(settings.secrets()) == sorted(["azure-very-secret-abcd", "sk-short"])
 
 
+def test_masked_settings_and_logged_params_hide_url_credentials():
+    settings = Settings(azure_endpoint="https://bob:hunter2pw@r.example/?api-key=query-key-0001",
+                        azure_api_key="azure-very-secret-abcd", azure_deployment="d",
+                        openai_base_url="http://alice:pa55word@127.0.0.1:9/v1", openai_api_key="sk-x-123456")
+    shown = settings.masked()
+    assert shown["AZURE_OPENAI_ENDPOINT"] == "https://****@r.example/?api-key=****"
+    assert shown["OPENAI_BASE_URL"] == "http://****@127.0.0.1:9/v1"
+    for spec in (resolve_model("azure:/d", settings), resolve_model("openai:/m", settings)):
+        logged = str(spec.public_params())
+        for secret in ("hunter2pw", "query-key-0001", "pa55word", "bob", "alice"):
+            assert secret not in logged
+        assert "****@" in logged
+
+
 def test_suggested_models(monkeypatch):
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://x")
     monkeypatch.setenv("AZURE_OPENAI_DEPLOYMENT", "gpt-4.1-nano")
