@@ -35,10 +35,11 @@ from core.csvio import (
     REFERENCE_ALIASES,
     csv_line,
     find_column,
+    read_csv,
     read_table,
     write_lines_atomic,
 )
-from core.errors import InputError
+from core.errors import InputError, WriteError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,7 +84,8 @@ def load_benchmark(path: str | os.PathLike[str]) -> Benchmark:
     column is allowed, with a warning: answering does not need it, grading and evaluation will.
     """
     path = Path(path)
-    frame = read_table(path)
+    read = read_csv(path)
+    frame = read.frame
     columns = [str(c) for c in frame.columns]
     question_col = find_column(columns, QUESTION_ALIASES)
     if question_col is None:
@@ -94,7 +96,7 @@ def load_benchmark(path: str | os.PathLike[str]) -> Benchmark:
     if frame.empty:
         raise InputError(f"{path} has a header but no rows")
     reference_col = find_column(columns, REFERENCE_ALIASES)
-    warnings = []
+    warnings = list(read.warnings)
     if reference_col is None:
         warnings.append(
             f"{path.name} has no reference answer column (answer, expected answer, reference, ground truth, ...): "
@@ -240,10 +242,13 @@ class _AnswersFile:
     def record(self, row: int, question: str, values: list[str]) -> None:
         """Keep one answer: in memory, then in the journal at once (it is what survives a kill -9)."""
         self.set(row, values)
-        if self._journal_handle is None:
-            self._journal_handle = open(self.journal, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self._journal_handle.write(json.dumps({"row": row, "question": question, "values": values}) + "\n")
-        self._journal_handle.flush()  # in the OS's hands now: a killed process loses nothing
+        try:
+            if self._journal_handle is None:
+                self._journal_handle = open(self.journal, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._journal_handle.write(json.dumps({"row": row, "question": question, "values": values}) + "\n")
+            self._journal_handle.flush()  # in the OS's hands now: a killed process loses nothing
+        except OSError as error:  # a full disk or a read-only folder: one line, not a traceback
+            raise WriteError(self.journal, error) from None
 
     def _write(self, text: str, fsync: bool) -> None:
         started = time.perf_counter()
@@ -307,7 +312,7 @@ def _previous_answers(out: Path, journal: Path) -> _Previous:
     """What an earlier run left in `out` and its journal (a kill -9 leaves the journal a little ahead)."""
     previous = _Previous()
     if out.exists():
-        frame = read_table(out)
+        frame = read_table(out, rewrite=True)
         if not is_answers_file(frame):
             raise InputError(f"{out} exists and is not an answers file: choose another -o, or pass --fresh to "
                              "replace it")

@@ -21,17 +21,14 @@ it to look at, and `take_over()` makes the session the writer once the other one
 
 Speed: a 3,000-row file is ~2 MB. Re-serialising the whole frame for each verdict (`csvio.write_csv_atomic`) takes
 ~50 ms, so the session keeps each row's serialised CSV line and re-serialises only the row that changed. The lines
-are produced by the same csv dialect pandas' `to_csv` uses (minimal quoting, CRLF), from cells neutralised by
-`csvio.neutralise`, and written with BOM, fsync and rename, so the bytes are those `write_csv_atomic` would write
-(a test checks it).
+are made by `csvio.csv_line` (cells escaped, minimal quoting, CRLF) and written with BOM, fsync and rename, so the
+bytes are those `write_csv_atomic` would write (a test checks it).
 
 The statistics (Wilson intervals, agreement, Cohen's kappa) come from core.stats.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import random
@@ -40,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.csvio import QUESTION_ALIASES, REFERENCE_ALIASES, find_column, neutralise, read_table, write_bytes_atomic
+from core.csvio import QUESTION_ALIASES, REFERENCE_ALIASES, csv_line, find_column, read_table, write_bytes_atomic
 from core.errors import InputError, ProctorError
 from core.filelock import FileLock, FileLockedError  # noqa: F401 - what opening a held file raises, for callers
 from core.stats import Z_95, agreement, cohens_kappa, wilson_interval
@@ -170,12 +167,9 @@ class Change:
     note: str
 
 
-def _line(cells: Sequence[object], header: bool = False) -> bytes:
-    # The dialect pandas' to_csv uses (it writes with the csv module): minimal quoting, CRLF. Like
-    # write_csv_atomic, only data cells are neutralised, not the header.
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(list(cells) if header else [neutralise(c) for c in cells])
-    return buffer.getvalue().encode("utf-8")  # kept encoded: a write then only joins bytes
+def _line(cells: Sequence[object]) -> bytes:
+    # csvio's own record format (header cells escaped too), kept encoded: a write then only joins bytes.
+    return csv_line(cells).encode("utf-8")
 
 
 class GradingSession:
@@ -232,7 +226,7 @@ class GradingSession:
     # -- reading
 
     def _load(self) -> None:
-        frame = read_table(self.path)
+        frame = read_table(self.path, rewrite=True)
         stamp_bytes = self.path.read_bytes()
         columns = list(frame.columns)
         if ANSWER_COLUMN not in columns:
@@ -437,7 +431,7 @@ class GradingSession:
         self.sample_order = order
 
     def _rebuild_lines(self) -> None:
-        self._lines = [_line(self.frame.columns, header=True)]
+        self._lines = [_line(self.frame.columns)]
         self._lines += [_line(row) for row in self.frame.itertuples(index=False)]
 
     @property
