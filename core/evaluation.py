@@ -76,6 +76,7 @@ __all__ = [
     "EvaluationCancelled",
     "EvaluationProgress",
     "EvaluationSummary",
+    "NoAnswers",
     "evaluate_file",
     "table_input_frame",
 ]
@@ -86,7 +87,7 @@ __all__ = [
 
 @dataclass
 class EvaluationProgress:
-    """Where an evaluation stands. `phase`: reading, answering, judging, logging, done."""
+    """Where an evaluation stands. `phase`: reading, checking (the MLflow store), answering, judging, logging, done."""
 
     phase: str
     done: int = 0
@@ -127,6 +128,12 @@ class EvaluationCancelled(ProctorError):
     """The evaluation was cancelled; the run (if one was started) is marked KILLED."""
 
     exit_code = 130
+
+
+class NoAnswers(ProctorError):
+    """No row has an answer to judge: nothing is logged (a run of zeros would pass for a real result)."""
+
+    exit_code = 1
 
 
 class _Cancelled(Exception):
@@ -302,6 +309,7 @@ def evaluate_file(
     `EvaluationCancelled` when cancelled.
     """
     from core.config import load_settings
+    from core.store import check_store
     from core.tracking import MLFLOW_LOCK, configure_mlflow, log_path
 
     started = time.perf_counter()
@@ -348,6 +356,13 @@ def evaluate_file(
                         "(self-preference bias); prefer a different judge")
     timings["read_s"] = time.perf_counter() - started
 
+    # 0. the store, before any model is asked: an unreachable server, a foreign or corrupt SQLite file, a read-only
+    # folder or a deleted experiment would otherwise fail only after the answers were paid for.
+    report("checking", message="checking the MLflow store")
+    t0 = time.perf_counter()
+    check_store(experiment_name, secrets=list(settings.secrets()))
+    timings["store_check_s"] = time.perf_counter() - t0
+
     # 1. answers: ours when the input is a benchmark (core's async engine, not evaluate's predict_fn)
     frame = table.frame
     if table.answered_now:
@@ -365,6 +380,8 @@ def evaluate_file(
         secrets.extend(v for k, v in judge_setup.env.items() if "KEY" in k)
     scrub = _scrubber(secrets)
     rows = _rows(frame, table)
+    if rows and all(r.answer_error for r in rows):
+        raise NoAnswers(_no_answers_message(rows, table, scrub))
     mlflow_env = {}
     if judge_setup is not None:
         mlflow_env.update(judge_setup.env)
@@ -424,6 +441,14 @@ def _read_input(path: Path, model: str | None, settings: Settings) -> _Table:
     spec = resolve_model(model, settings)
     return _Table(frame, bench.question_col, bench.reference_col, None, spec.uri,
                   [w for w in bench.warnings if "no reference" not in w], answered_now=True)
+
+
+def _no_answers_message(rows: list[_Row], table: _Table, scrub: Callable[[object], str]) -> str:
+    errors = [r.answer_error for r in rows]
+    common = max(set(errors), key=errors.count)
+    where = f" (each row's error is in {table.answers_file})" if table.answers_file else ""
+    return (f"no answer came back from {table.model}: all {len(rows)} row(s) failed, e.g. "
+            f"{' '.join(scrub(common).split())[:200]!r}{where}; nothing was judged and no MLflow run was logged")
 
 
 def _answer(path: Path, table: _Table, settings: Settings, cancel: threading.Event,
@@ -518,10 +543,19 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                 "proctor.judge": judge_setup.uri if judge_setup else "none", "proctor.dataset": path.name,
                 "proctor.version": __version__, "proctor.input": "answers" if not table.answered_now else "benchmark",
                 "proctor.accuracy_from": "correctness" if "correctness" in names else "exact_match"}
-        run = mlflow.start_run(run_name=name, tags={k: scrub(v) for k, v in tags.items()})
-        status = "FAILED"
+        from mlflow.exceptions import MlflowException
+
+        from core.store import StoreError, describe_store_error, retry_locked, shown_uri
+
         try:
-            mlflow.log_params({k: scrub(v)[:6000] for k, v in params.items()})
+            run = retry_locked(lambda: mlflow.start_run(run_name=name, tags={k: scrub(v) for k, v in tags.items()}))
+        except (MlflowException, OSError) as error:
+            raise StoreError(f"MLflow could not start a run in {shown_uri(tracking)} "
+                             f"({describe_store_error(error, tracking)})") from None
+        status = "FAILED"
+        failure = ""
+        try:
+            retry_locked(lambda: mlflow.log_params({k: scrub(v)[:6000] for k, v in params.items()}))
             results_by_row: dict[int, dict[str, Any]] = {}
             eval_metrics: dict[str, float] = {}
             if sendable and names:
@@ -575,10 +609,17 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
             status = "FINISHED"
         except _Cancelled:
             status = "KILLED"
+            failure = "cancelled"
             raise EvaluationCancelled(f"the evaluation was cancelled while judging (run {run.info.run_id} is "
                                       "marked KILLED)") from None
+        except ProctorError as error:
+            failure = str(error)
+            raise
+        except (MlflowException, OSError) as error:
+            failure = f"the MLflow store failed: {describe_store_error(error, tracking)}"
+            raise StoreError(f"{failure} while logging run {run.info.run_id} (marked FAILED)") from None
         finally:
-            mlflow.end_run(status=status)
+            _end_run(mlflow, status, scrub(failure))
             # Traces are exported by a background thread: finish while MLflow's output is still captured, so that
             # nothing of it reaches the terminal (or the app's screen) later.
             try:
@@ -592,6 +633,29 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
         metrics=all_metrics, results=results, answers_file=table.answers_file, warnings=warnings,
         timings=timings, log_file=log_file,
     )
+
+
+def _end_run(mlflow: Any, status: str, failure: str) -> None:
+    """End the active run with `status`; a failed run says why (tag `proctor.failure`, and the run's note).
+
+    Best effort: the store may be what failed. The run is popped from MLflow's active-run stack whatever
+    happens, so that the next evaluation in this process does not nest inside it.
+    """
+    from core.store import retry_locked
+
+    if failure:
+        try:
+            retry_locked(lambda: mlflow.set_tags({"proctor.failure": failure[:5000],
+                                                  "mlflow.note.content": f"Proctor: {status}: {failure}"[:5000]}))
+        except Exception:  # noqa: BLE001 - the reason is also in the error the user sees
+            pass
+    try:
+        retry_locked(lambda: mlflow.end_run(status=status))
+    except Exception:  # noqa: BLE001 - see above: leave no active run behind
+        from mlflow.tracking import fluent
+
+        with contextlib.suppress(Exception):
+            fluent._active_run_stack.get().clear()
 
 
 def table_input_frame(path: Path) -> pd.DataFrame:
