@@ -189,3 +189,23 @@ def test_mlflow_ui_command_serves_until_ctrl_c(store: dict[str, str], clean_env:
 def server_processes(port: int) -> list[str]:
     # "[-]-port" keeps pgrep from reading the pattern as an option.
     return subprocess.run(["pgrep", "-f", f"[-]-port {port}"], capture_output=True, text=True).stdout.split()
+
+
+def test_runs_with_an_unreachable_server_is_one_line_exit_2(capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    code, out, err = run_cli(capsys, "runs")
+    assert code == 2 and out == ""
+    assert err.startswith(f"proctor: error: MLFLOW_TRACKING_URI=http://127.0.0.1:{port}: ") and "refused" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_runs_on_a_corrupt_store_is_one_line_exit_2(capsys: pytest.CaptureFixture[str], clean_env: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = clean_env / "mlflow.db"
+    broken.write_bytes(b"this was a store once\n" * 100)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{broken}")
+    code, _, err = run_cli(capsys, "runs")
+    assert code == 2 and "is not a SQLite database" in err and len(err.strip().splitlines()) == 1
+    assert broken.read_bytes() == b"this was a store once\n" * 100

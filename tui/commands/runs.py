@@ -22,7 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.runs import MAIN_METRICS, experiment_name, format_metric, list_runs, text_table
+    from core.store import check_store
 
+    # A dead server, a foreign or corrupt SQLite file: one line in seconds, not MLflow's retries for minutes.
+    check_store(experiment_name(args.experiment), writable=False)
     runs = list_runs(args.experiment)
     if args.json:
         print(json.dumps([r.to_dict() for r in runs], indent=2, ensure_ascii=False))
