@@ -67,11 +67,9 @@ class StoreInfo:
 
 
 def shown_uri(uri: str) -> str:
-    """`uri` fit to show: credentials masked."""
-    try:
-        from core.safety import mask_url
-    except ImportError:  # pragma: no cover - core.safety lands with issue 10's safety part
-        return re.sub(r"//[^/@]*@", "//****@", uri)
+    """`uri` fit to show: credentials masked (core.safety.mask_url)."""
+    from core.safety import mask_url
+
     return mask_url(uri)
 
 
