@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,11 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def fake_server(latency: float, fail_rate: float = 0.0) -> Iterator[str]:
-    """Yield the server's root URL (add /v1 for OpenAI clients)."""
+def fake_server(latency: float, fail_rate: float = 0.0, extra: Sequence[str] = ()) -> Iterator[str]:
+    """Yield the server's root URL (add /v1 for OpenAI clients). `extra`: more fake_llm_server.py options."""
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "fake_llm_server.py"), "--latency", str(latency),
-         "--fail-rate", str(fail_rate)],
+         "--fail-rate", str(fail_rate), *extra],
         stdout=subprocess.PIPE, text=True,
     )
     try:

@@ -2,8 +2,10 @@
 
 It speaks the routes the real openai SDK calls (`/v1/chat/completions`, Azure's
 `/openai/deployments/{deployment}/chat/completions?api-version=...`, `/v1/models`), streaming included, and can
-inject latency, 429 with Retry-After, 500, hanging requests and non-JSON bodies. Faults are decided by a hash of
-(seed, question, attempt number), so a test sees the same faults whatever order concurrent requests arrive in.
+inject latency, 429 with Retry-After, 500, hanging requests, HTML 200s, bodies trickled a byte at a time, error
+bodies that repeat the request's headers, and a quota (429 beyond N requests in flight). Faults are decided by a
+hash of (seed, question, attempt number), so a test sees the same faults whatever order concurrent requests arrive
+in. `storm(seed)` is the issue's 30% fault mix; `closed_port()` is an address where nothing listens.
 
 In a test: `with FakeLLMServer() as server: ...` (see `tests/conftest.py` for fixtures). From a shell or a
 benchmark: `python tests/fake_llm_server.py --latency 0.1` prints `READY http://127.0.0.1:PORT` and serves.
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -43,13 +47,16 @@ class RequestInfo:
 class Behaviour:
     """What the server does. Change the fields of `server.behaviour` at any time; requests read them live."""
 
-    latency: float = 0.0  # seconds before answering (before the first chunk when streaming)
-    fail_rate: float = 0.0  # share of requests that fail with one of `fail_statuses`
+    latency: float = 0.0  # seconds before answering (before the first chunk when streaming); 429s come at once
+    fail_rate: float = 0.0  # share of requests that fail with one of `fail_statuses` (drawn evenly)
     fail_statuses: tuple[int, ...] = (429, 500)
     retry_after: float | None = 0.0  # Retry-After header (seconds) sent with 429; None sends none
     hang_rate: float = 0.0  # share of requests that hang for `hang_s` and then drop the connection
     hang_s: float = 30.0
-    non_json_rate: float = 0.0  # share of requests answered 200 with an HTML body
+    non_json_rate: float = 0.0  # share of requests answered 200 with a proxy's HTML page (never with a fail)
+    garbled_first: int = 0  # every question's first N attempts are answered 200 with a proxy's HTML page
+    trickle_s: float = 0.0  # > 0: answer 200, then send one byte every `trickle_s` seconds and never finish
+    capacity: int | None = None  # a quota: requests beyond this many in flight are answered 429 at once
     fail_first: int = 0  # every question fails its first N attempts (with the first of fail_statuses)
     seed: int = 0
     stream_chunk_delay: float = 0.0  # seconds between streamed chunks
@@ -59,6 +66,19 @@ class Behaviour:
 
 def default_answer(body: dict[str, Any], info: RequestInfo) -> str:
     return f"Answer from {info.model}: {info.question}"
+
+
+def storm(seed: int = 0, *, latency: float = 0.0, retry_after: float = 0.2) -> Behaviour:
+    """The issue's rate-limit storm: 15% 429 with Retry-After, 10% 500, 5% HTML 200s, the same for a given seed."""
+    return Behaviour(latency=latency, fail_rate=0.25, fail_statuses=(429, 429, 429, 500, 500),
+                     retry_after=retry_after, non_json_rate=0.05, seed=seed)
+
+
+def closed_port(host: str = "127.0.0.1") -> int:
+    """A port on `host` where nothing listens: connecting to it is refused."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def _draw(seed: int, salt: str, question: str, attempt: int) -> float:
@@ -117,6 +137,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"no route {path}")
 
     def do_POST(self) -> None:  # noqa: N802
+        if self.server.owner._stopping.is_set():
+            self.close_connection = True  # stopped: a kept-alive connection is dropped, as by a server going away
+            return
         url = urlparse(self.path)
         path = url.path.rstrip("/")
         length = int(self.headers.get("Content-Length") or 0)
@@ -159,28 +182,48 @@ class _Handler(BaseHTTPRequestHandler):
             info.status = behaviour.echo_headers_status
             self._error(info.status, f"bad request; headers were: {dict(self.headers.items())}")
             return
-        if behaviour.latency:
-            time.sleep(behaviour.latency)
+        if not owner._enter():
+            info.status = 429
+            self._rate_limited(behaviour)
+            return
+        try:
+            self._answer(body, info, model, question, behaviour)
+        finally:
+            owner._leave()
 
-        if info.attempt <= behaviour.fail_first or _draw(
-            behaviour.seed, "fail", f"{model}|{question}", info.attempt
-        ) < behaviour.fail_rate:
+    def _rate_limited(self, behaviour: Behaviour) -> None:
+        headers = {}
+        if behaviour.retry_after is not None:
+            headers["Retry-After"] = f"{behaviour.retry_after:g}"
+        self._error(429, "Rate limit reached", headers)
+
+    def _answer(self, body: dict[str, Any], info: RequestInfo, model: str, question: str,
+                behaviour: Behaviour) -> None:
+        # One draw decides the fault, so that the shares of `fail_rate` and `non_json_rate` add up exactly.
+        fault = _draw(behaviour.seed, "fail", f"{model}|{question}", info.attempt)
+        failing = info.attempt <= behaviour.fail_first or fault < behaviour.fail_rate
+        status = 200
+        if failing:
             statuses = behaviour.fail_statuses
             status = statuses[0] if info.attempt <= behaviour.fail_first else statuses[
                 int(_draw(behaviour.seed, "status", question, info.attempt) * len(statuses))
             ]
+        if status != 429 and behaviour.latency:
+            time.sleep(behaviour.latency)  # a gateway refuses at once; a server that fails first works a while
+        if failing:
             info.status = status
-            headers = {}
-            if status == 429 and behaviour.retry_after is not None:
-                headers["Retry-After"] = f"{behaviour.retry_after:g}"
-            self._error(status, "Rate limit reached" if status == 429 else "Internal server error", headers)
+            if status == 429:
+                self._rate_limited(behaviour)
+            else:
+                self._error(status, "Internal server error")
             return
         if _draw(behaviour.seed, "hang", question, info.attempt) < behaviour.hang_rate:
             info.status = 0
-            owner._stopping.wait(behaviour.hang_s)
+            self.server.owner._stopping.wait(behaviour.hang_s)
             self.close_connection = True
             return
-        if _draw(behaviour.seed, "html", question, info.attempt) < behaviour.non_json_rate:
+        garbled = behaviour.fail_rate <= fault < behaviour.fail_rate + behaviour.non_json_rate
+        if garbled or info.attempt <= behaviour.garbled_first:
             info.status = 200
             data = b"<html><body>Bad gateway</body></html>"
             self.send_response(200)
@@ -188,6 +231,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+            return
+        if behaviour.trickle_s:
+            info.status = 200
+            self._trickle(info.stream, behaviour.trickle_s)
             return
 
         text = (behaviour.responder or default_answer)(body, info)
@@ -205,6 +252,20 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         })
+
+    def _trickle(self, stream: bool, every: float) -> None:
+        """Headers, then one byte every `every` seconds: a read timeout never fires, the body never completes."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream" if stream else "application/json")
+        self.send_header("Content-Length", str(10**6))
+        self.end_headers()
+        self.close_connection = True
+        try:
+            while not self.server.owner._stopping.wait(every):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as it should
 
     def _stream(self, model: str, text: str, prompt_tokens: int, completion_tokens: int, body: dict) -> None:
         self.send_response(200)
@@ -245,6 +306,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: FakeLLMServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # the client gave up on the request (a timeout, a cancel): not the server's failure
+        super().handle_error(request, client_address)
+
 
 @dataclass
 class FakeLLMServer:
@@ -260,6 +326,8 @@ class FakeLLMServer:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._in_flight = 0
+        self.peak_in_flight = 0  # most requests answered at once (those turned away by `capacity` not counted)
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -271,6 +339,20 @@ class FakeLLMServer:
                                api_version=api_version)
             self.log.append(info)
             return info
+
+    def _enter(self) -> bool:
+        """Count a request in; False when a `capacity` quota turns it away."""
+        with self._lock:
+            capacity = self.behaviour.capacity
+            if capacity is not None and self._in_flight >= capacity:
+                return False
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+            return True
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def start(self) -> FakeLLMServer:
         self._httpd = _Server((self.host, self.port), _Handler)
@@ -316,9 +398,14 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--fail-rate", type=float, default=0.0)
     parser.add_argument("--api-key", default=None, help="require this key (default: accept any)")
+    parser.add_argument("--storm", type=int, metavar="SEED",
+                        help="the 30%% fault mix of storm(SEED) instead of --fail-rate")
+    parser.add_argument("--retry-after", type=float, default=0.2, help="Retry-After of --storm's 429s (seconds)")
     args = parser.parse_args()
-    server = FakeLLMServer(Behaviour(latency=args.latency, fail_rate=args.fail_rate), api_key=args.api_key,
-                           port=args.port).start()
+    behaviour = Behaviour(latency=args.latency, fail_rate=args.fail_rate)
+    if args.storm is not None:
+        behaviour = storm(args.storm, latency=args.latency, retry_after=args.retry_after)
+    server = FakeLLMServer(behaviour, api_key=args.api_key, port=args.port).start()
     print(f"READY {server.root}", flush=True)
     try:
         threading.Event().wait()

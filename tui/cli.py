@@ -1,7 +1,8 @@
 """The `proctor` command: no arguments opens the app; subcommands (tui/commands/) call core.
 
 Every `ProctorError` becomes `proctor: error: MESSAGE` and its exit status (2 for usage, input and
-configuration errors); Ctrl-C exits 130 after the command has saved what it had.
+configuration errors); Ctrl-C exits 130, SIGTERM 143 and SIGHUP 129 (128 + the signal's number) after the command
+has saved what it had.
 """
 
 from __future__ import annotations
@@ -57,8 +58,22 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+_received_signal: int | None = None
+
+
 def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    global _received_signal
+    _received_signal = signum
     raise Terminated(signum)
+
+
+def interrupted_status() -> int:
+    """The exit status for a command stopped by a signal: 128 + its number (Ctrl-C: 130, SIGHUP: 129).
+
+    Commands that catch the KeyboardInterrupt to save their work (and raise their own, or return) lose the
+    `Terminated` that carried the number: the handler remembers it here.
+    """
+    return 128 + (_received_signal or signal.SIGINT)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated as stop:
         return fail("terminated (what was finished is saved)", 128 + stop.signum)
     except KeyboardInterrupt:
+        if _received_signal is not None:
+            return fail("terminated (what was finished is saved)", interrupted_status())
         return fail("interrupted (what was finished is saved)", 130)
     except BrokenPipeError:
         return 0
@@ -95,4 +112,8 @@ def entry() -> None:  # pragma: no cover - the console script
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m tui.cli` runs a copy of this module as __main__: hand over to the importable one, so that commands
+    # importing tui.cli (interrupted_status) see the state its signal handler keeps.
+    from tui.cli import entry as _entry
+
+    _entry()

@@ -108,6 +108,7 @@ def _report(summary, out: TextIO) -> None:  # noqa: ANN001 - core.benchmark.Answ
 def run(args: argparse.Namespace) -> int:
     from core.benchmark import AnswerInterrupted, answer_benchmark, load_benchmark
     from core.config import load_settings
+    from tui.cli import interrupted_status
 
     settings = load_settings()
     bench = load_benchmark(args.benchmark)
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         kept = interrupted.summary
         print(f"proctor: interrupted: kept {kept.answered + kept.already_done} answer(s) in {kept.out}; run the same "
               "command again to resume", file=sys.stderr)
-        return 130
+        return interrupted_status()
     finally:
         if bar:
             bar.close()

@@ -1,4 +1,8 @@
-"""`proctor ask QUESTION`: stream one answer to stdout."""
+"""`proctor ask QUESTION`: stream one answer to stdout.
+
+Exit 0 only with an answer: a model that never answers (garbled replies, timeouts, after retries) or answers with
+nothing exits 1; a setting that cannot work (bad key, unreachable URL) exits 2.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.config import load_settings
-    from core.errors import InputError
+    from core.errors import InputError, LLMError
     from core.llm import stream_chat
 
     question = sys.stdin.read() if args.question == "-" else args.question
@@ -38,5 +42,7 @@ def run(args: argparse.Namespace) -> int:
     for piece in stream:
         sys.stdout.write(piece)
         sys.stdout.flush()
+    if not stream.text:
+        raise LLMError(f"{stream.spec.uri} gave an empty answer (finish reason: {stream.finish_reason or 'none'})")
     sys.stdout.write("\n")
     return 0
