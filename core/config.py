@@ -79,6 +79,8 @@ class Settings:
     """Model used by `openai:/` with no name, and as the default model when only OpenAI is configured."""
     model: str | None = field(default=None, metadata={"env": "PROCTOR_MODEL"})
     """The default model under test, as a URI; without it the first configured provider wins."""
+    models: tuple[str, ...] = field(default=(), metadata={"env": "PROCTOR_MODELS"})
+    """More model URIs for the app's model pickers, a comma list (e.g. azure:/gpt-4.1-nano,azure:/gpt-4.1-mini)."""
     judge: str | None = field(default=None, metadata={"env": "PROCTOR_JUDGE"})
     """The default judge for evaluations, as an MLflow model URI (e.g. azure:/gpt-4.1-nano)."""
     temperature: float | None = field(default=0.0, metadata={"env": "PROCTOR_TEMPERATURE"})
@@ -113,6 +115,7 @@ class Settings:
             openai_base_url=_env("OPENAI_BASE_URL"),
             openai_model=_env("OPENAI_MODEL", DEFAULT_OPENAI_MODEL) or DEFAULT_OPENAI_MODEL,
             model=_env("PROCTOR_MODEL"),
+            models=tuple(uri.strip() for uri in (_env("PROCTOR_MODELS") or "").split(",") if uri.strip()),
             judge=_env("PROCTOR_JUDGE"),
             temperature=_float("PROCTOR_TEMPERATURE", 0.0),
             system_prompt=_env("PROCTOR_SYSTEM_PROMPT"),
@@ -146,6 +149,8 @@ class Settings:
             value = getattr(self, f.name)
             if value is None:
                 shown[f.metadata["env"]] = ""
+            elif isinstance(value, tuple):
+                shown[f.metadata["env"]] = ",".join(value)
             elif f.metadata.get("secret"):
                 shown[f.metadata["env"]] = mask_secret(str(value))
             elif f.metadata.get("url"):
@@ -296,10 +301,10 @@ def resolve_model(uri: str | None = None, settings: Settings | None = None) -> M
 
 
 def suggested_models(settings: Settings | None = None) -> list[str]:
-    """Model URIs worth offering in a picker: the default, then one per configured provider, then the local one."""
+    """Model URIs worth offering in a picker: the default, PROCTOR_MODELS, each configured provider, the local one."""
     settings = settings or load_settings()
     found: list[str] = []
-    candidates = [settings.model]
+    candidates = [settings.model, *settings.models]
     if settings.azure_endpoint and settings.azure_deployment:
         candidates.append(f"azure:/{settings.azure_deployment}")
     if settings.openai_api_key:

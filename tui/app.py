@@ -6,11 +6,13 @@ The first frame must not wait for openai or mlflow (2-3 s to import each): nothi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from tui.panes.chat import ChatPane
@@ -99,18 +101,54 @@ class ProctorApp(App[None]):
         if event.pane.id:
             self.focus_pane(event.pane.id)
 
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette (Ctrl+P): Proctor's own actions by name first, then Textual's (theme, keys, quit)."""
+        yield SystemCommand("Answer a benchmark", "Ask a model every question of a CSV (Ctrl+B)",
+                            self.action_answer_benchmark)
+        yield SystemCommand("Open a CSV to grade", "Pick an answers CSV and grade it by hand (Grade pane)",
+                            self.action_open_csv)
+        yield SystemCommand("Start an evaluation", "Judge a model's answers with MLflow (Evaluate pane)",
+                            lambda: self.action_show_pane("evaluate"))
+        yield SystemCommand("Open a run", "List the evaluation runs; Enter opens one (Runs pane)",
+                            lambda: self.action_show_pane("runs"))
+        yield SystemCommand("Compare two runs", "Runs pane: Space marks two runs, c compares them",
+                            self.action_compare_runs)
+        yield SystemCommand("MLflow UI", "Start MLflow's web UI on 127.0.0.1 over the same runs",
+                            self.action_mlflow_ui)
+        yield SystemCommand("Chat with the model", "Ask the model under test (Chat pane)",
+                            lambda: self.action_show_pane("chat"))
+        yield from super().get_system_commands(screen)
+
+    def action_open_csv(self) -> None:
+        self.action_show_pane("grade")
+        self.query_one(GradePane).action_open()
+
+    def action_compare_runs(self) -> None:
+        self.action_show_pane("runs")
+        self.notify("Mark two runs with Space, then press c to compare them.")
+
+    def action_mlflow_ui(self) -> None:
+        self.action_show_pane("runs")
+        self.query_one(RunsPane).action_mlflow_ui()
+
     # -- hooks the panes use to hand work to each other
 
     def action_answer_benchmark(self) -> None:
-        """Open the "answer a benchmark" screen (pick a CSV and a model, watch progress, open in Grade)."""
+        """Open the "answer a benchmark" screen (pick a CSV and a model, watch progress, open in Grade).
+
+        It starts from the model the Chat pane talks to: the one the user has just been trying."""
         from tui.widgets.answer_screen import AnswerScreen
 
-        self.push_screen(AnswerScreen())
+        self.push_screen(AnswerScreen(model=self.query_one(ChatPane).model_uri))
 
     def open_in_grade(self, path: str) -> None:
         """Show the Grade pane on `path` (an answers CSV)."""
         self.action_show_pane("grade")
         self.query_one(GradePane).open_file(path)
+
+    def run_logged(self, run_id: str) -> None:
+        """An evaluation run ended in the app: the Runs pane lists it without waiting for `r`."""
+        self.query_one(RunsPane).action_reload()
 
     def show_run(self, run_id: str) -> None:
         """Show the Runs pane with `run_id` opened."""

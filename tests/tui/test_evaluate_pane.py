@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 from evaluation_helpers import responder, write_benchmark
-from textual.widgets import Button, Input, SelectionList, Static
+from textual.widgets import Button, Checkbox, Input, Static
 
 from tui.app import ProctorApp
 from tui.panes.evaluate import EvaluatePane
+from tui.widgets.check_list import CheckList
 
 
-async def _wait_for(predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
+async def _wait_for(predicate, timeout: float = 240.0) -> None:  # noqa: ANN001
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -27,34 +28,45 @@ def test_evaluate_pane_runs_and_opens_the_run(tmp_path: Path, azure_env, monkeyp
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     write_benchmark(tmp_path / "bench.csv")
     opened: list[str] = []
+    graded: list[str] = []
 
     async def scenario() -> None:
         app = ProctorApp(pane="evaluate", warm_up=False)
         async with app.run_test(size=(120, 50)) as pilot:
             monkeypatch.setattr(app, "show_run", lambda run_id: opened.append(run_id))
+            monkeypatch.setattr(app, "open_in_grade", lambda path: graded.append(path))
             pane = app.query_one(EvaluatePane)
             await pilot.pause()
             assert app.focused is pane.query_one("#eval-path", Input)  # focus_default on the pane's first field
             await pilot.press(*"bench.csv")
             pane.query_one("#eval-model", Input).value = "azure:/gpt-4.1-mini"
             pane.query_one("#eval-judge", Input).value = "azure:/gpt-4.1-nano"
-            scorers = pane.query_one("#eval-scorers", SelectionList)
+            scorers = pane.query_one("#eval-scorers", CheckList)
             assert set(scorers.selected) == {"correctness", "exact_match", "contains_reference"}
             scorers.deselect("exact_match")
             await pilot.press("ctrl+r")
+            # The live view replaces the form at once, on the first screen.
+            assert pane.query_one("#eval-live").display and not pane.query_one("#eval-form").display
             await _wait_for(lambda: not pane.running)
             await pilot.pause()
             summary = str(pane.query_one("#eval-summary", Static).render())
-            progress = str(pane.query_one("#eval-progress", Static).render())
-            assert "finished" in progress, progress
+            phase = str(pane.query_one("#eval-phase", Static).render())
+            keys = str(pane.query_one("#eval-keys", Static).render())
+            assert "finished" in phase, phase
             assert "100.0%" in summary and pane.run_id and pane.run_id in summary
             assert "exact_match/mean" not in summary  # deselected
             assert "Evaluation completed" not in summary
-            assert pane.query_one("#eval-open", Button).disabled is False
-            assert pane.query_one("#eval-cancel", Button).disabled is True
+            assert "Ctrl+G" in keys and "Ctrl+D" in keys
             await pilot.press("ctrl+g")
             await pilot.pause()
             assert opened == [pane.run_id]
+            # Ctrl+D grades the answers file the evaluation made, in the Grade pane.
+            await pilot.press("ctrl+d")
+            assert graded == [pane.answers_file] and pane.answers_file.endswith(".csv")
+            # Escape goes back to the form, with what was typed still there.
+            await pilot.press("escape")
+            assert pane.query_one("#eval-form").display and not pane.query_one("#eval-live").display
+            assert pane.query_one("#eval-path", Input).value == "bench.csv"
 
     asyncio.run(scenario())
 
@@ -68,9 +80,45 @@ def test_evaluate_pane_reports_bad_input_and_stays_usable(tmp_path: Path, azure_
             await pilot.press("ctrl+r")
             await _wait_for(lambda: not pane.running, 30)
             await pilot.pause()
-            progress = str(pane.query_one("#eval-progress", Static).render())
-            assert "failed" in progress and "no such file" in progress
+            phase = str(pane.query_one("#eval-phase", Static).render())
+            assert "failed" in phase and "no such file" in phase
+            assert "failed" in str(pane.query_one("#eval-status", Static).render())
             assert pane.query_one("#eval-start", Button).disabled is False
-            assert pane.query_one("#eval-open", Button).disabled is True
+            await pilot.press("ctrl+g")  # nothing to open: a warning, not a crash
+            await pilot.press("escape")
+            assert pane.query_one("#eval-form").display
+
+    asyncio.run(scenario())
+
+
+def test_evaluate_form_tab_completes_paths_and_offers_fresh(tmp_path: Path, azure_env,  # noqa: ANN001
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    calls: list[dict] = []
+
+    async def scenario() -> None:
+        app = ProctorApp(pane="evaluate", warm_up=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            pane = app.query_one(EvaluatePane)
+            # A file made after the app opened is still offered: suggestions are read afresh on each key.
+            write_benchmark(tmp_path / "later-bench.csv")
+            field = pane.query_one("#eval-path", Input)
+            await pilot.press(*"lat")
+            await _wait_for(lambda: field._suggestion == "later-bench.csv", 10)
+            await pilot.press("tab")
+            assert field.value == "later-bench.csv" and app.focused is field
+            await pilot.press("tab")  # nothing left to complete: Tab moves on, as in any form
+            assert app.focused is not field
+            # Boxes read without colour.
+            scorers = pane.query_one("#eval-scorers", CheckList)
+            lines = [scorers.render_line(y).text for y in range(scorers.option_count)]
+            assert any(line.startswith("[x] ") for line in lines) and any(line.startswith("[ ] ") for line in lines)
+            # The default judge is shown: Azure is configured, so azure:/gpt-4.1-nano judges.
+            assert "azure:/gpt-4.1-nano" in str(pane.query_one("#eval-judge-note", Static).render())
+            # Fresh reaches core.
+            monkeypatch.setattr(pane, "evaluate", lambda *args: calls.append({"fresh": args[-1]}))
+            pane.query_one("#eval-fresh", Checkbox).value = True
+            await pilot.press("ctrl+r")
+            assert calls == [{"fresh": True}]
 
     asyncio.run(scenario())

@@ -1,7 +1,9 @@
 """The Chat pane: a multi-turn conversation with the model, answers streamed as they come.
 
-Keys: Enter sends, Escape cancels the answer in flight, Ctrl+Y copies the last answer, Ctrl+L clears the
-conversation, Ctrl+O switches the model. The answer streams in a thread worker (core.llm.ChatStream is blocking
+Keys: Enter sends, Escape cancels the answer in flight, Up/Down recall earlier questions, PgUp/PgDn scroll the
+conversation while typing, Ctrl+Y copies the last answer, Ctrl+L clears the conversation, Ctrl+O switches the
+model. Every answer is labelled with the model that gave it (and marked when cancelled or failed), so a
+conversation that switched models stays readable. The answer streams in a thread worker (core.llm.ChatStream is blocking
 I/O); the worker posts past-tense messages back to the pane.
 """
 
@@ -20,12 +22,25 @@ from tui.widgets.model_picker import ModelPickerScreen
 
 
 class ChatMessage(Markdown):
-    """One turn of the conversation, styled by role."""
+    """One turn of the conversation, styled by role; an answer also knows the model that gave it."""
 
-    def __init__(self, role: str, text: str = "") -> None:
+    def __init__(self, role: str, text: str = "", model: str | None = None) -> None:
         super().__init__(text, classes=f"chat-message {role}")
         self.role = role
         self.text = text
+        self.model = model
+
+
+class AnswerLabel(Static):
+    """The line above an answer: which model gave it, and whether it was cancelled or failed."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(classes="chat-answer-label muted", markup=False)
+        self.model = model
+        self.mark("")
+
+    def mark(self, state: str) -> None:
+        self.update(f"{self.model} · {state}" if state else self.model)
 
 
 class ChatPane(Vertical):
@@ -36,6 +51,10 @@ class ChatPane(Vertical):
         Binding("ctrl+y", "copy", "Copy answer", id="chat.copy"),
         Binding("ctrl+l", "clear", "Clear", id="chat.clear"),
         Binding("ctrl+o", "switch_model", "Model", id="chat.model"),
+        Binding("up", "recall(-1)", "Earlier question", show=False, id="chat.recall_previous"),
+        Binding("down", "recall(1)", "Later question", show=False, id="chat.recall_next"),
+        Binding("pageup", "scroll_log(-1)", "Scroll up", show=False, id="chat.scroll_up"),
+        Binding("pagedown", "scroll_log(1)", "Scroll down", show=False, id="chat.scroll_down"),
     ]
 
     @dataclass
@@ -63,7 +82,10 @@ class ChatPane(Vertical):
         self.conversation: list[dict[str, str]] = []
         self._stream = None
         self._reply: ChatMessage | None = None
+        self._label: AnswerLabel | None = None
         self._md_stream = None
+        self.history: list[str] = []  # questions sent, oldest first, for Up/Down recall
+        self._recall_at: int | None = None  # index into history while recalling; None: a new question
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-model-bar"):
@@ -119,13 +141,17 @@ class ChatPane(Vertical):
             self.notify("Wait for the answer, or press Esc to cancel it.", severity="warning")
             return
         event.input.value = ""
+        if not self.history or self.history[-1] != question:
+            self.history.append(question)
+        self._recall_at = None
         for empty in self.query("#chat-empty"):
             await empty.remove()
         log = self.query_one("#chat-log", VerticalScroll)
         self.conversation.append({"role": "user", "content": question})
         await log.mount(ChatMessage("user", question))
-        self._reply = ChatMessage("assistant")
-        await log.mount(self._reply)
+        self._label = AnswerLabel(self.model_uri or "default model")
+        self._reply = ChatMessage("assistant", model=self.model_uri)
+        await log.mount(self._label, self._reply)
         self._md_stream = Markdown.get_stream(self._reply)
         log.anchor()
         self._set_status("answering…  (Esc cancels)")
@@ -173,6 +199,8 @@ class ChatPane(Vertical):
             details.insert(0, "cancelled")
             if self._reply is not None:
                 self._reply.add_class("cancelled")
+            if self._label is not None:
+                self._label.mark("cancelled")
         self._set_status(" · ".join(details))
 
     async def on_chat_pane_answer_failed(self, message: AnswerFailed) -> None:
@@ -180,6 +208,8 @@ class ChatPane(Vertical):
         if self._reply is not None:
             self._reply.add_class("failed")
             await self._reply.update(f"**Error:** {message.error}")
+        if self._label is not None:
+            self._label.mark("failed")
         # The question stays in the log but not in the conversation sent next time.
         if self.conversation and self.conversation[-1]["role"] == "user":
             self.conversation.pop()
@@ -194,6 +224,28 @@ class ChatPane(Vertical):
         if self._stream is not None:
             self._stream.cancel()
             self._set_status("cancelling…")
+
+    def action_recall(self, step: int) -> None:
+        """Put an earlier (step -1) or later (+1) question back into the input, like a shell's history."""
+        if not self.history:
+            return
+        at = len(self.history) if self._recall_at is None else self._recall_at
+        at = max(0, min(len(self.history), at + step))
+        field = self.query_one("#chat-input", Input)
+        if at == len(self.history):
+            self._recall_at = None
+            field.value = ""
+        else:
+            self._recall_at = at
+            field.value = self.history[at]
+        field.cursor_position = len(field.value)
+
+    def action_scroll_log(self, direction: int) -> None:
+        log = self.query_one("#chat-log", VerticalScroll)
+        if direction < 0:
+            log.scroll_page_up()
+        else:
+            log.scroll_page_down()
 
     def action_copy(self) -> None:
         answers = [m for m in self.query(ChatMessage) if m.role == "assistant" and m.text]

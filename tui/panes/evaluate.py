@@ -1,6 +1,9 @@
 """The Evaluate pane: choose a CSV, the model, the judge and the scorers; start; watch; cancel; open the run.
 
-Keys: Ctrl+R starts, Escape cancels, Ctrl+G opens the finished run in the Runs pane. The evaluation runs in a
+Keys: Ctrl+R starts, Escape cancels (and, once a run has ended, goes back to the form), Ctrl+G opens the finished
+run in the Runs pane, Ctrl+D grades its answers in the Grade pane. While a run goes, the form gives way to a live
+view on the first screen (phase, rows, rate, ETA, errors), which ends in the summary: at 80x24 nothing a person
+waits for is below the fold. The evaluation runs in a
 thread worker through core.evaluation (which imports mlflow lazily and sends MLflow's banner and logs to
 `.proctor/mlflow.log`, so nothing garbles the screen); the worker posts past-tense messages back to the pane.
 """
@@ -10,25 +13,27 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.suggester import SuggestFromList
-from textual.widgets import Button, Input, Label, SelectionList, Static
+from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Static
 
+from tui.widgets.check_list import CheckList
+from tui.widgets.path_input import PathInput
 
-def _csv_suggestions(folder: Path | None = None) -> list[str]:
-    folder = folder or Path.cwd()
-    try:
-        return sorted(str(p.relative_to(folder)) for p in folder.glob("*.csv"))[:200]
-    except OSError:
-        return []
+PHASES = {
+    "reading": "reading the CSV",
+    "answering": "answering",
+    "store": "setting up the MLflow store",
+    "judging": "judging",
+    "logging": "logging to MLflow",
+    "done": "done",
+}
 
 
 class EvaluatePane(Vertical):
@@ -38,6 +43,7 @@ class EvaluatePane(Vertical):
         Binding("ctrl+r", "start", "Start", id="evaluate.start"),
         Binding("escape", "cancel", "Cancel", id="evaluate.cancel"),
         Binding("ctrl+g", "open_run", "Open run", id="evaluate.open_run"),
+        Binding("ctrl+d", "grade", "Grade answers", id="evaluate.grade"),
     ]
 
     @dataclass
@@ -47,6 +53,7 @@ class EvaluatePane(Vertical):
         total: int
         errors: int
         elapsed_s: float
+        message: str = ""
 
     @dataclass
     class EvaluationFinished(Message):
@@ -64,6 +71,8 @@ class EvaluatePane(Vertical):
         self.initial_model = model
         self.initial_judge = judge
         self.run_id: str | None = None
+        self.answers_file: str | None = None
+        self._path: str | None = None
         self._cancel: threading.Event | None = None
         self._started_at: float | None = None
         self._last_progress: EvaluatePane.ProgressReported | None = None
@@ -71,36 +80,76 @@ class EvaluatePane(Vertical):
     def compose(self) -> ComposeResult:
         from core.scorers import available_scorers
 
+        yield Static("", id="eval-status")
         with VerticalScroll(id="eval-form"):
-            yield Label("[b]Benchmark or answers CSV[/]")
-            yield Input(value=self.initial_path or "", placeholder="benchmark.csv (Tab completes)", id="eval-path",
-                        suggester=SuggestFromList(_csv_suggestions(), case_sensitive=False))
-            with Horizontal(classes="eval-row"):
-                with Vertical():
-                    yield Label("[b]Model[/] (answers a benchmark; labels an answers file)")
-                    yield Input(value=self.initial_model or "", placeholder="default model", id="eval-model")
-                with Vertical():
-                    yield Label("[b]Judge[/] (none: code scorers only)")
-                    yield Input(value=self.initial_judge or "", placeholder="PROCTOR_JUDGE or azure:/gpt-4.1-nano",
-                                id="eval-judge")
-            yield Label("[b]Scorers[/]")
-            yield SelectionList[str](
-                *[(f"{s.label}{'  [dim](judge)[/]' if s.needs_judge else ''}", s.name, s.default)
-                  for s in available_scorers()],
-                id="eval-scorers",
-            )
+            with Horizontal(classes="eval-field"):
+                yield Label("CSV", classes="eval-label")
+                yield PathInput(value=self.initial_path or "", id="eval-path",
+                                placeholder="benchmark or answers CSV (Tab completes)")
+            with Horizontal(classes="eval-field"):
+                yield Label("Model", classes="eval-label")
+                yield Input(value=self.initial_model or "", placeholder="default model", id="eval-model")
+            with Horizontal(classes="eval-field"):
+                yield Label("Judge", classes="eval-label")
+                yield Input(value=self.initial_judge or "", placeholder="none: code scorers only", id="eval-judge")
+            yield Static("", id="eval-judge-note", classes="muted")
+            yield Label("[b]Scorers[/] (Space toggles)")
+            yield CheckList(*self._scorer_options(available_scorers()), id="eval-scorers")
+            yield Checkbox("Fresh: ask every question again (a benchmark's earlier answers are reused otherwise)",
+                           id="eval-fresh")
             with Horizontal(id="eval-buttons"):
-                yield Button("Start  Ctrl+R", id="eval-start", variant="primary")
-                yield Button("Cancel  Esc", id="eval-cancel", disabled=True)
-                yield Button("Open run  Ctrl+G", id="eval-open", disabled=True)
+                yield Button("Start  Ctrl+R", id="eval-start", variant="primary", compact=True)
+        with Vertical(id="eval-live"):
+            yield Static("", id="eval-phase")
+            yield ProgressBar(id="eval-bar", show_eta=False)
             yield Static("", id="eval-progress")
-            yield Static("", id="eval-summary")
+            with VerticalScroll(id="eval-summary-box"):
+                yield Static("", id="eval-summary")
+            yield Static("", id="eval-keys", classes="muted")
+
+    @staticmethod
+    def _scorer_options(scorers: list[Any]) -> list[tuple[str, str, bool]]:
+        return [(s.label + ("  (judge)" if s.needs_judge else ""), s.name, s.default) for s in scorers]
 
     def on_mount(self) -> None:
+        self.query_one("#eval-live").display = False
+        self._show_default_judge()
+        self._status("Fill in the form, then Ctrl+R starts.  Results stay on this screen.")
         self.set_interval(0.5, self._tick)
 
+    def _show_default_judge(self) -> None:
+        from core.config import load_settings
+        from core.errors import ProctorError
+        from core.judges import default_judge
+
+        note = self.query_one("#eval-judge-note", Static)
+        try:
+            judge = default_judge(load_settings())
+        except ProctorError as error:
+            note.update(Text(f"judge settings: {error}"))
+            return
+        field = self.query_one("#eval-judge", Input)
+        if judge:
+            field.placeholder = judge
+            note.update(Text(f"empty Judge: {judge} (the default); type none for code scorers only"))
+        else:
+            note.update(Text("no judge configured (PROCTOR_JUDGE): code scorers only unless you name one"))
+
+    def _status(self, text: str | Text) -> None:
+        self.query_one("#eval-status", Static).update(text if isinstance(text, Text) else Text(text))
+
+    def _show_live(self, live: bool) -> None:
+        self.query_one("#eval-form").display = not live
+        self.query_one("#eval-live").display = live
+        if live:
+            # The form's field had the keyboard; hidden, it would leave the pane's keys with no focused widget.
+            self.query_one("#eval-summary-box").focus()
+
     def focus_default(self) -> None:
-        self.query_one("#eval-path", Input).focus()
+        if self.query_one("#eval-live").display:
+            self.query_one("#eval-summary-box").focus()
+        else:
+            self.query_one("#eval-path", Input).focus()
 
     @property
     def running(self) -> bool:
@@ -124,24 +173,30 @@ class EvaluatePane(Vertical):
             self.notify("Choose a CSV file first.", severity="warning")
             self.focus_default()
             return
-        scorers = list(self.query_one("#eval-scorers", SelectionList).selected)
+        scorers = list(self.query_one("#eval-scorers", CheckList).selected)
         if not scorers:
             self.notify("Choose at least one scorer.", severity="warning")
             return
         model = self.query_one("#eval-model", Input).value.strip() or None
         judge = self.query_one("#eval-judge", Input).value.strip() or None
+        fresh = self.query_one("#eval-fresh", Checkbox).value
         self._cancel = threading.Event()
         self._started_at = time.monotonic()
         self._last_progress = None
         self.run_id = None
+        self.answers_file = None
+        self._path = path
         self._set_running(True)
         self.query_one("#eval-summary", Static).update("")
+        self.query_one("#eval-bar", ProgressBar).update(total=None, progress=0)
+        self._show_live(True)
+        self._status(Text(f"Evaluating {path}", style="bold"))
         self._show_progress("starting…")
-        self.evaluate(path, model, judge, scorers, self._cancel)
+        self.evaluate(path, model, judge, scorers, self._cancel, fresh)
 
     @work(thread=True, exclusive=True, group="evaluate")
     def evaluate(self, path: str, model: str | None, judge: str | None, scorers: list[str],
-                 cancel: threading.Event) -> None:
+                 cancel: threading.Event, fresh: bool = False) -> None:
         from core.errors import ProctorError
         from core.evaluation import EvaluationCancelled, evaluate_file
 
@@ -152,11 +207,11 @@ class EvaluatePane(Vertical):
             if now - last["t"] < 0.1 and p.phase not in ("logging", "done"):
                 return  # at most ten screen updates a second
             last["t"] = now
-            self.post_message(self.ProgressReported(p.phase, p.done, p.total, p.errors, p.elapsed_s))
+            self.post_message(self.ProgressReported(p.phase, p.done, p.total, p.errors, p.elapsed_s, p.message))
 
         try:
             summary = evaluate_file(path, model=model, judge=judge, scorers=scorers, on_progress=progress,
-                                    cancel=cancel)
+                                    cancel=cancel, fresh=fresh)
             self.post_message(self.EvaluationFinished(summary))
         except EvaluationCancelled as error:
             self.post_message(self.EvaluationFailed(str(error), cancelled=True))
@@ -177,26 +232,41 @@ class EvaluatePane(Vertical):
     def _render_progress(self) -> None:
         p = self._last_progress
         elapsed = time.monotonic() - self._started_at if self._started_at else 0.0
+        phase = self.query_one("#eval-phase", Static)
         if p is None:
-            self._show_progress(f"starting…  {elapsed:.0f} s")
+            phase.update(Text.assemble(("starting", "bold"), f"  ·  {elapsed:.0f} s"))
             return
-        text = f"[b]{p.phase}[/]"
-        if p.total:
-            text += f"  rows {p.done}/{p.total}"
-        if p.errors:
-            text += f"  [red]{p.errors} error(s)[/]"
-        text += f"  ·  {elapsed:.0f} s elapsed"
+        line = Text.assemble((PHASES.get(p.phase, p.phase), "bold"), f"  ·  {elapsed:.0f} s elapsed")
         if self._cancel is not None and self._cancel.is_set():
-            text += "  ·  cancelling…"
-        self._show_progress(text)
+            line.append("  ·  cancelling…", style="yellow")
+        phase.update(line)
+        bar = self.query_one("#eval-bar", ProgressBar)
+        if p.total:
+            bar.update(total=p.total, progress=p.done)
+        else:
+            bar.update(total=None)
+        details = Text()
+        if p.total:
+            noun = "judged" if p.phase in ("judging", "logging", "done") else "answered"
+            details.append(f"rows {noun} {p.done}/{p.total}")
+            rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
+            if rate > 0 and p.done < p.total:
+                details.append(f"  ·  {rate:.1f} rows/s  ·  ETA {(p.total - p.done) / rate:.0f} s")
+        if p.errors:
+            details.append(f"  ·  {p.errors} error(s)", style="red")
+        if p.message and not p.total:
+            details.append(p.message)
+        self.query_one("#eval-progress", Static).update(details)
 
-    def _show_progress(self, text: str) -> None:
-        self.query_one("#eval-progress", Static).update(text)
+    def _show_progress(self, text: str | Text) -> None:
+        self.query_one("#eval-phase", Static).update(text if isinstance(text, Text) else Text(text))
 
     def _set_running(self, running: bool) -> None:
         self.query_one("#eval-start", Button).disabled = running
-        self.query_one("#eval-cancel", Button).disabled = not running
-        self.query_one("#eval-open", Button).disabled = running or self.run_id is None
+        keys = "Esc cancels (answers so far are kept)" if running else (
+            "Ctrl+G open the run  ·  Ctrl+D grade the answers  ·  Esc back to the form  ·  Ctrl+R run again"
+            if self.run_id else "Esc back to the form  ·  Ctrl+R run again")
+        self.query_one("#eval-keys", Static).update(keys)
 
     # -- the end
     def on_evaluate_pane_evaluation_finished(self, message: EvaluationFinished) -> None:
@@ -205,42 +275,60 @@ class EvaluatePane(Vertical):
         summary = message.summary
         self._cancel = None
         self.run_id = summary.run_id
+        self.answers_file = str(summary.answers_file) if summary.answers_file else self._path
         self._set_running(False)
         elapsed = summary.timings.get("total_s", 0.0)
-        self._show_progress(f"[green]finished[/] in {elapsed:.1f} s")
+        self._show_progress(Text.assemble(("finished", "bold green"), f" in {elapsed:.1f} s"))
+        self._status(Text.assemble(("Evaluation logged", "bold green"), f": run {summary.run_name}"))
         rows = summary_rows(summary)
         width = max(len(k) for k, _ in rows)
-        lines = [f"{escape(k.ljust(width))}  {escape(v)}" for k, v in rows]
+        text = Text()
+        for key, value in rows:
+            text.append(f"{key.ljust(width)}  {value}\n")
         for warning in summary.warnings:
-            lines.append(f"[yellow]warning:[/] {escape(warning)}")
+            text.append("warning: ", style="yellow")
+            text.append(f"{warning}\n")
         errors = summary.results[summary.results["judge_error"] != ""] if len(summary.results) else []
         for _, row in list(errors.iterrows())[:5] if len(errors) else []:
-            lines.append(f"[red]row {row['row']}:[/] {escape(row['judge_error'])}")
-        lines.append(f"run [b]{escape(summary.run_name)}[/]  id {summary.run_id}  "
-                     f"(experiment {escape(summary.experiment)})  ·  Ctrl+G opens it")
-        self.query_one("#eval-summary", Static).update("\n".join(lines))
+            text.append(f"row {row['row']}: ", style="red")
+            text.append(f"{row['judge_error']}\n")
+        text.append(f"run {summary.run_name}  id {summary.run_id}  (experiment {summary.experiment})")
+        self.query_one("#eval-summary", Static).update(text)
         self.notify(f"Evaluation logged: run {summary.run_id[:8]}.")
+        runs = getattr(self.app, "run_logged", None)
+        if callable(runs):
+            runs(summary.run_id)
 
     def on_evaluate_pane_evaluation_failed(self, message: EvaluationFailed) -> None:
         self._cancel = None
         self._set_running(False)
         if message.cancelled:
-            self._show_progress(f"[yellow]cancelled[/]: {escape(message.error)}")
+            self._show_progress(Text.assemble(("cancelled", "bold yellow"), f": {message.error}"))
+            self._status(Text("Evaluation cancelled: Esc goes back to the form.", style="yellow"))
             self.notify("Evaluation cancelled.", severity="warning")
         else:
-            self._show_progress(f"[red]failed[/]: {escape(message.error)}")
+            self._show_progress(Text.assemble(("failed", "bold red"), f": {message.error}"))
+            self._status(Text("Evaluation failed: Esc goes back to the form.", style="red"))
             self.notify(message.error, severity="error", timeout=8)
 
     # -- keys
-    @on(Button.Pressed, "#eval-cancel")
     def action_cancel(self) -> None:
         if self._cancel is not None:
             self._cancel.set()
             self._render_progress()
+        elif self.query_one("#eval-live").display:
+            self._show_live(False)
+            self._status("Fill in the form, then Ctrl+R starts.")
+            self.focus_default()
 
-    @on(Button.Pressed, "#eval-open")
     def action_open_run(self) -> None:
         if self.run_id is None:
             self.notify("No finished evaluation to open yet.", severity="warning")
             return
         self.app.show_run(self.run_id)
+
+    def action_grade(self) -> None:
+        if self.answers_file is None:
+            self.notify("No evaluated answers file to grade yet.", severity="warning")
+            return
+        self.app.open_in_grade(self.answers_file)
