@@ -114,7 +114,7 @@ def test_evaluate_form_tab_completes_paths_and_offers_fresh(tmp_path: Path, azur
             lines = [scorers.render_line(y).text for y in range(scorers.option_count)]
             assert any(line.startswith("[x] ") for line in lines) and any(line.startswith("[ ] ") for line in lines)
             # The default judge is shown: Azure is configured, so azure:/gpt-4.1-nano judges.
-            assert "azure:/gpt-4.1-nano" in str(pane.query_one("#eval-judge-note", Static).render())
+            assert "azure:/gpt-4.1-nano (the default)" in str(pane.query_one("#eval-judge-note", Static).render())
             # Fresh reaches core.
             monkeypatch.setattr(pane, "evaluate", lambda *args: calls.append({"fresh": args[-1]}))
             pane.query_one("#eval-fresh", Checkbox).value = True

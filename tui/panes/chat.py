@@ -47,8 +47,8 @@ class ChatPane(Vertical):
     """Talk to the model under test."""
 
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel answer", id="chat.cancel"),
-        Binding("ctrl+y", "copy", "Copy answer", id="chat.copy"),
+        Binding("escape", "cancel", "Cancel", id="chat.cancel"),
+        Binding("ctrl+y", "copy", "Copy", id="chat.copy"),
         Binding("ctrl+l", "clear", "Clear", id="chat.clear"),
         Binding("ctrl+o", "switch_model", "Model", id="chat.model"),
         Binding("up", "recall(-1)", "Earlier question", show=False, id="chat.recall_previous"),

@@ -21,9 +21,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Checkbox, Input, Label, ProgressBar, Static
+from textual.widgets import Button, Input, Label, ProgressBar, Static
 
-from tui.widgets.check_list import CheckList
+from tui.widgets.check_list import CheckList, TextCheckbox
 from tui.widgets.path_input import PathInput
 
 PHASES = {
@@ -43,7 +43,7 @@ class EvaluatePane(Vertical):
         Binding("ctrl+r", "start", "Start", id="evaluate.start"),
         Binding("escape", "cancel", "Cancel", id="evaluate.cancel"),
         Binding("ctrl+g", "open_run", "Open run", id="evaluate.open_run"),
-        Binding("ctrl+d", "grade", "Grade answers", id="evaluate.grade"),
+        Binding("ctrl+d", "grade", "Grade", id="evaluate.grade"),
     ]
 
     @dataclass
@@ -85,18 +85,20 @@ class EvaluatePane(Vertical):
             with Horizontal(classes="eval-field"):
                 yield Label("CSV", classes="eval-label")
                 yield PathInput(value=self.initial_path or "", id="eval-path",
-                                placeholder="benchmark or answers CSV (Tab completes)")
+                                placeholder="benchmark or answers CSV (Tab completes)", compact=True)
             with Horizontal(classes="eval-field"):
                 yield Label("Model", classes="eval-label")
-                yield Input(value=self.initial_model or "", placeholder="default model", id="eval-model")
+                yield Input(value=self.initial_model or "", placeholder="default model", id="eval-model",
+                            compact=True)
             with Horizontal(classes="eval-field"):
                 yield Label("Judge", classes="eval-label")
-                yield Input(value=self.initial_judge or "", placeholder="none: code scorers only", id="eval-judge")
+                yield Input(value=self.initial_judge or "", placeholder="none: code scorers only", id="eval-judge",
+                            compact=True)
             yield Static("", id="eval-judge-note", classes="muted")
             yield Label("[b]Scorers[/] (Space toggles)")
             yield CheckList(*self._scorer_options(available_scorers()), id="eval-scorers")
-            yield Checkbox("Fresh: ask every question again (a benchmark's earlier answers are reused otherwise)",
-                           id="eval-fresh")
+            yield TextCheckbox("Fresh: ask a benchmark's questions again (else earlier answers are reused)",
+                           id="eval-fresh", compact=True)
             with Horizontal(id="eval-buttons"):
                 yield Button("Start  Ctrl+R", id="eval-start", variant="primary", compact=True)
         with Vertical(id="eval-live"):
@@ -131,9 +133,9 @@ class EvaluatePane(Vertical):
         field = self.query_one("#eval-judge", Input)
         if judge:
             field.placeholder = judge
-            note.update(Text(f"empty Judge: {judge} (the default); type none for code scorers only"))
+            note.update(Text(f"empty: {judge} (the default) · none: code scorers only"))
         else:
-            note.update(Text("no judge configured (PROCTOR_JUDGE): code scorers only unless you name one"))
+            note.update(Text("no default judge (PROCTOR_JUDGE): code scorers only unless you name one"))
 
     def _status(self, text: str | Text) -> None:
         self.query_one("#eval-status", Static).update(text if isinstance(text, Text) else Text(text))
@@ -141,6 +143,7 @@ class EvaluatePane(Vertical):
     def _show_live(self, live: bool) -> None:
         self.query_one("#eval-form").display = not live
         self.query_one("#eval-live").display = live
+        self.refresh_bindings()
         if live:
             # The form's field had the keyboard; hidden, it would leave the pane's keys with no focused widget.
             self.query_one("#eval-summary-box").focus()
@@ -150,6 +153,18 @@ class EvaluatePane(Vertical):
             self.query_one("#eval-summary-box").focus()
         else:
             self.query_one("#eval-path", Input).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The footer shows only the keys that do something now, so that it fits 80 columns.
+        if action == "start":
+            return not self.running
+        if action == "cancel":
+            return self.running or bool(self.query_one("#eval-live").display)
+        if action == "open_run":
+            return self.run_id is not None and not self.running
+        if action == "grade":
+            return self.answers_file is not None and not self.running
+        return True
 
     @property
     def running(self) -> bool:
@@ -179,7 +194,7 @@ class EvaluatePane(Vertical):
             return
         model = self.query_one("#eval-model", Input).value.strip() or None
         judge = self.query_one("#eval-judge", Input).value.strip() or None
-        fresh = self.query_one("#eval-fresh", Checkbox).value
+        fresh = self.query_one("#eval-fresh", TextCheckbox).value
         self._cancel = threading.Event()
         self._started_at = time.monotonic()
         self._last_progress = None
@@ -262,6 +277,7 @@ class EvaluatePane(Vertical):
         self.query_one("#eval-phase", Static).update(text if isinstance(text, Text) else Text(text))
 
     def _set_running(self, running: bool) -> None:
+        self.refresh_bindings()
         self.query_one("#eval-start", Button).disabled = running
         keys = "Esc cancels (answers so far are kept)" if running else (
             "Ctrl+G open the run  ·  Ctrl+D grade the answers  ·  Esc back to the form  ·  Ctrl+R run again"

@@ -66,9 +66,9 @@ class RunsPane(Vertical):
         Binding("space", "mark", "Mark", id="runs.mark"),
         Binding("c", "compare", "Compare", id="runs.compare"),
         Binding("s", "cycle_sort", "Sort", id="runs.sort"),
-        Binding("g", "next_metric", "Chart metric", id="runs.chart"),
+        Binding("g", "next_metric", "Chart", id="runs.chart"),
         Binding("r", "reload", "Reload", id="runs.reload"),
-        Binding("m", "mlflow_ui", "MLflow UI", id="runs.mlflow_ui"),
+        Binding("m", "mlflow_ui", "MLflow", id="runs.mlflow_ui"),
     ]
 
     @dataclass

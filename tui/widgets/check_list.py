@@ -1,4 +1,4 @@
-"""A selection list whose boxes read without colour: `[x]` chosen, `[ ]` not.
+"""A selection list and a checkbox whose boxes read without colour: `[x]` chosen, `[ ]` not.
 
 Textual's SelectionList draws the same `▐X▌` block for both states and tells them apart by colour alone, which
 is lost on a monochrome terminal, in a screen reader and in a pasted screenshot.
@@ -7,8 +7,9 @@ is lost on a monochrome terminal, in a screen reader and in a pasted screenshot.
 from __future__ import annotations
 
 from rich.segment import Segment
+from textual.content import Content
 from textual.strip import Strip
-from textual.widgets import OptionList, SelectionList
+from textual.widgets import Checkbox, OptionList, SelectionList
 from textual.widgets.option_list import OptionDoesNotExist
 
 
@@ -28,3 +29,11 @@ class CheckList(SelectionList[str]):
         style = next(iter(line)).style if line.cell_length else self.rich_style
         box = "[x] " if selection.value in self._selected else "[ ] "
         return Strip([Segment(box, style), *line])
+
+
+class TextCheckbox(Checkbox):
+    """A Checkbox drawn `[x]` / `[ ]`, for the same reason as CheckList."""
+
+    @property
+    def _button(self) -> Content:
+        return Content("[x]" if self.value else "[ ]")
