@@ -49,7 +49,7 @@ class ChatPane(Vertical):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="chat.cancel"),
         Binding("ctrl+y", "copy", "Copy", id="chat.copy"),
-        Binding("ctrl+l", "clear", "Clear", id="chat.clear"),
+        Binding("ctrl+l", "clear", "Clear", show=False, id="chat.clear"),
         Binding("ctrl+o", "switch_model", "Model", id="chat.model"),
         Binding("up", "recall(-1)", "Earlier question", show=False, id="chat.recall_previous"),
         Binding("down", "recall(1)", "Later question", show=False, id="chat.recall_next"),
