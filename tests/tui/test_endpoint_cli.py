@@ -104,3 +104,10 @@ def test_sighup_stops_answer_with_129_and_keeps_what_was_answered(openai_env, tm
     assert code == 129, err
     assert "interrupted: kept" in err and "Traceback" not in err
     assert (tmp_path / "bench.answers.gpt-4.1-mini.csv").exists()
+
+
+def test_ask_given_an_empty_answer_exits_1(openai_env):
+    openai_env.behaviour.responder = lambda body, info: ""
+    code, out, err = finish(proctor("ask", "q"))
+    assert code == 1
+    assert err.splitlines() == ["proctor: error: openai:/gpt-4.1-mini gave an empty answer (finish reason: stop)"]
