@@ -295,6 +295,8 @@ def evaluate_file(
     cancel: threading.Event | None = None,
     settings: Settings | None = None,
     fresh: bool = False,
+    tags: dict[str, str] | None = None,
+    answered: str | os.PathLike[str] | None = None,
 ) -> EvaluationSummary:
     """Evaluate the benchmark or answers CSV at `path`; log one MLflow run; return what it did.
 
@@ -303,7 +305,10 @@ def evaluate_file(
     only (default: PROCTOR_JUDGE, else azure:/gpt-4.1-nano when Azure is configured). `scorers`: names or a comma
     list (see `available_scorers`). `output`: where to write the per-row results CSV (`-o`). `judge_timeout`: the
     seconds one judge verdict may take, retries included (default 30). `cancel` stops between rows. `fresh`: for a
-    benchmark, ask every question again instead of reusing an earlier answers file by the same model.
+    benchmark, ask every question again instead of reusing an earlier answers file by the same model. `tags`: more
+    tags for the run (a multi-model evaluation's `proctor.comparison`). `answered`: for a benchmark, the answers file
+    this model already wrote for it (core.multi_eval answers with several models at once): judged as this run's
+    answers, with no model call.
 
     Raises `InputError` / `ConfigError` for bad input or settings (before any run is created), and
     `EvaluationCancelled` when cancelled.
@@ -367,7 +372,12 @@ def evaluate_file(
     frame = table.frame
     if table.answered_now:
         t0 = time.perf_counter()
-        frame, answers_file, answer_warnings = _answer(path, table, settings, cancel, report, fresh)
+        if answered is not None:
+            from core.benchmark import load_benchmark
+
+            frame, answers_file, answer_warnings = load_benchmark(answered).frame, Path(answered), []
+        else:
+            frame, answers_file, answer_warnings = _answer(path, table, settings, cancel, report, fresh)
         table.answers_file = answers_file
         warnings.extend(answer_warnings)
         timings["answer_s"] = time.perf_counter() - t0
@@ -400,7 +410,7 @@ def evaluate_file(
             path=path, table=table, rows=rows, names=names, judge_setup=judge_setup, timeout=timeout,
             experiment_name=experiment_name, run_name=run_name, tracking=tracking, mlflow_env=mlflow_env,
             scrub=scrub, secrets=secrets, settings=settings, cancel=cancel, report=report, log_file=log_path(),
-            timings=timings, warnings=warnings, started=started,
+            timings=timings, warnings=warnings, started=started, extra_tags=dict(tags or {}),
         )
     if out_path is not None:
         t0 = time.perf_counter()
@@ -508,7 +518,8 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                     timeout: float, experiment_name: str, run_name: str | None, tracking: str,
                     mlflow_env: dict[str, str], scrub: Callable[[object], str], secrets: list[str],
                     settings: Settings, cancel: threading.Event, report: Callable[..., None], log_file: Path,
-                    timings: dict[str, float], warnings: list[str], started: float) -> EvaluationSummary:
+                    timings: dict[str, float], warnings: list[str], started: float,
+                    extra_tags: dict[str, str] | None = None) -> EvaluationSummary:
     import pandas as pd
 
     from core import __version__
@@ -542,7 +553,8 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
         tags = {"proctor.kind": "evaluation", "proctor.model": model_uri,
                 "proctor.judge": judge_setup.uri if judge_setup else "none", "proctor.dataset": path.name,
                 "proctor.version": __version__, "proctor.input": "answers" if not table.answered_now else "benchmark",
-                "proctor.accuracy_from": "correctness" if "correctness" in names else "exact_match"}
+                "proctor.accuracy_from": "correctness" if "correctness" in names else "exact_match",
+                **(extra_tags or {})}
         from mlflow.exceptions import MlflowException
 
         from core.store import StoreError, describe_store_error, retry_locked, shown_uri
@@ -595,6 +607,9 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
             result_rows = _results_frame(rows, results_by_row, names, judged_names, scrub, timeout)
             results = pd.DataFrame(result_rows, columns=list(result_rows[0]) if result_rows else RESULTS_COLUMNS)
             metrics = _metrics(rows, result_rows, eval_metrics, names)
+            metrics.update(_interval_metrics(rows, result_rows, {**eval_metrics, **metrics}, names))
+            usage = _judge_usage(exp.experiment_id, run.info.run_id) if judge_setup and results_by_row else None
+            metrics.update(_cost_metrics(rows, model_uri, judge_setup, usage))
             mlflow.log_metrics(metrics)
             with tempfile.TemporaryDirectory(prefix="proctor-eval-") as tmp:
                 from core.csvio import write_csv_atomic
@@ -779,3 +794,91 @@ def _write_output(frame: pd.DataFrame, results: pd.DataFrame, out: Path, scrub: 
     for column in JUDGE_OUTPUT_COLUMNS:
         table[column] = results[column].tolist() if column in results.columns else [""] * len(table)
     write_csv_atomic(table.map(scrub), out)
+
+
+def _interval_metrics(rows: list[_Row], results: list[dict[str, str]], metrics: dict[str, float],
+                      names: list[str]) -> dict[str, float]:
+    """The 95% Wilson interval of every share this run logs, as `<share>_ci_low/_ci_high` (`<scorer>/ci_low`...).
+
+    Each interval is over the rows its share counts: accuracy over every row; a scorer's mean over the rows with a
+    result, as MLflow's mean leaves the others out; human accuracy over the graded rows.
+    """
+    from core.runs import parse_verdict
+    from core.stats import interval_metric_names, share
+
+    counts: dict[str, tuple[int, int]] = {}
+    n = len(rows)
+    if "accuracy" in metrics and n:
+        counts["accuracy"] = (round(metrics["accuracy"] * n), n)
+    columns = {"correctness": "judge_verdict"}
+    for name in names:
+        column = columns.get(name, name)
+        values = [parse_verdict(r.get(column)) for r in results if column in r]
+        values = [v for v in values if v is not None]
+        if values and f"{name}/mean" in metrics:
+            counts[f"{name}/mean"] = (sum(values), len(values))
+    human = [r.human for r in rows if r.human]
+    if human and "human_accuracy" in metrics:
+        counts["human_accuracy"] = (sum(1 for v in human if v == "correct"), len(human))
+    out: dict[str, float] = {}
+    for name, (k, total) in counts.items():
+        found = share(k, total)
+        if found.low is not None and found.high is not None:
+            low_name, high_name = interval_metric_names(name)
+            out[low_name], out[high_name] = found.low, found.high
+    return out
+
+
+def _cost_metrics(rows: list[_Row], model_uri: str, judge_setup: JudgeSetup | None,
+                  usage: tuple[int, int] | None) -> dict[str, float]:
+    """`cost_usd` for the model's answers (tokens x core.prices' table) and `judge_cost_usd` where the judge
+    reported its usage; a cost whose price or tokens are unknown is not logged at all (shown as unknown, never 0)."""
+    from core.prices import cost_usd, load_prices
+
+    prices = load_prices()
+    out: dict[str, float] = {}
+    counted = [r for r in rows if r.prompt_tokens is not None and r.completion_tokens is not None]
+    if counted:
+        cost = cost_usd(model_uri, sum(r.prompt_tokens or 0 for r in counted),
+                        sum(r.completion_tokens or 0 for r in counted), prices)
+        if cost is not None:
+            out["cost_usd"] = cost
+    if judge_setup is not None:
+        if usage is not None:
+            out["judge_prompt_tokens"], out["judge_completion_tokens"] = float(usage[0]), float(usage[1])
+            cost = cost_usd(judge_setup.uri, usage[0], usage[1], prices)
+            if cost is not None:
+                out["judge_cost_usd"] = cost
+    return out
+
+
+def _judge_usage(experiment_id: str, run_id: str) -> tuple[int, int] | None:
+    """The judge's prompt and completion tokens summed over the run, where MLflow reports them; else None.
+
+    MLflow's judge adapter puts the usage the judge's server returned into each verdict's metadata
+    (`mlflow.assessment.judgeInputTokens` / `judgeOutputTokens`) on the row's trace; evaluate's result table does
+    not carry it, so the run's traces are read back (about 0.1 s).
+    """
+    import mlflow
+
+    try:
+        from mlflow.tracing.constant import AssessmentMetadataKey
+
+        keys = (AssessmentMetadataKey.JUDGE_INPUT_TOKENS, AssessmentMetadataKey.JUDGE_OUTPUT_TOKENS)
+        mlflow.flush_trace_async_logging()
+        traces = mlflow.search_traces(locations=[experiment_id], run_id=run_id, return_type="list")
+    except Exception:  # noqa: BLE001 - usage is a nicety: an MLflow without it means "unknown", not a failure
+        return None
+    prompt = completion = 0
+    found = False
+    for trace in traces:
+        for assessment in trace.info.assessments or []:
+            metadata = getattr(assessment, "metadata", None) or {}
+            if keys[0] in metadata and keys[1] in metadata:
+                try:
+                    prompt += int(float(metadata[keys[0]]))
+                    completion += int(float(metadata[keys[1]]))
+                except (TypeError, ValueError):
+                    continue
+                found = True
+    return (prompt, completion) if found else None

@@ -10,9 +10,14 @@ Every bad reference is a one-line `InputError`.
 mlflow is imported inside the functions (about 3 s): importing this module stays cheap, so the app can import it
 on the UI thread and call it from a worker.
 
-Direction of metrics (used by `--fail-if-worse` and to mark the better run): lower is better for latencies
-(`latency*`), counts of failures (`*errors`, `*error*`) and token counts (`*_tokens`); higher is better for everything
-else (`accuracy`, `<scorer>/mean`, `judge_human_agreement`, `judge_human_kappa`, ...).
+Direction of metrics (used by `--fail-if-worse`): lower is better for latencies (`latency*`), counts of failures
+(`*errors`, `*error*`), token counts (`*_tokens`) and costs (`*cost_usd`); higher is better for everything else
+(`accuracy`, `<scorer>/mean`, `judge_human_agreement`, `judge_human_kappa`, ...).
+
+How sure: every share carries its 95% Wilson interval (logged by evaluate as `<share>_ci_low`/`_ci_high`, or
+computed from `rows` for the accuracy of older runs), and a comparison is paired on the questions both runs
+answered (core.stats): accuracy and each per-row right/wrong scorer get the exact McNemar test and a paired interval,
+latency a paired t interval. A run is called better only where that test is significant at 5%, never on a count.
 """
 
 from __future__ import annotations
@@ -28,6 +33,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
+from core.stats import (
+    PairedMeans,
+    PairedShares,
+    Share,
+    format_p,
+    interval_metric_names,
+    is_interval_metric,
+    is_share_metric,
+    latency_sentence,
+    paired_means,
+    paired_shares,
+    share_from_mean,
+    shares_sentence,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,7 +78,7 @@ def experiment_name(name: str | None = None) -> str:
 def lower_is_better(metric: str) -> bool:
     """True for latencies, error counts and token counts; False (higher is better) for every other metric."""
     name = metric.lower()
-    return "latency" in name or "error" in name or name.endswith("_tokens")
+    return "latency" in name or "error" in name or name.endswith("_tokens") or name.endswith("cost_usd")
 
 
 @dataclass
@@ -94,12 +113,50 @@ class RunInfo:
     def dataset(self) -> str:
         return self.params.get("dataset_name") or self.tags.get("proctor.dataset", "")
 
+    def interval(self, name: str) -> tuple[float, float] | None:
+        """The 95% Wilson interval of the share `name`: as logged by evaluate, else (accuracy over all rows, in
+        runs logged before intervals were) from the share and `rows`; None when it cannot be known."""
+        low_name, high_name = interval_metric_names(name)
+        low, high = self.metrics.get(low_name), self.metrics.get(high_name)
+        if low is not None and high is not None and not (math.isnan(low) or math.isnan(high)):
+            return low, high
+        value = self.metrics.get(name)
+        if name == "accuracy" and value is not None and not math.isnan(value) and self.rows:
+            found: Share = share_from_mean(value, self.rows)
+            if found.low is not None and found.high is not None:
+                return found.low, found.high
+        return None
+
+    @property
+    def shares(self) -> dict[str, dict[str, float | None]]:
+        """Every share this run logged with its interval: {name: {share, ci_low, ci_high}} (None where unknown)."""
+        out: dict[str, dict[str, float | None]] = {}
+        for name in _metric_order({m for m in self.metrics if is_share_metric(m)}):
+            interval = self.interval(name)
+            out[name] = {"share": _json_number(self.metrics[name]), "ci_low": interval[0] if interval else None,
+                         "ci_high": interval[1] if interval else None}
+        return out
+
+    @property
+    def cost_usd(self) -> float | None:
+        """What the model's answers cost (None: unknown price, or not logged)."""
+        return _json_number(self.metrics.get("cost_usd"))
+
+    @property
+    def judge_cost_usd(self) -> float | None:
+        """What the judge's verdicts cost, where the judge reported its token usage (else None: unknown)."""
+        return _json_number(self.metrics.get("judge_cost_usd"))
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: the start time as ISO 8601, metrics as numbers (NaN as null)."""
+        """JSON-ready: the start time as ISO 8601, metrics as numbers (NaN as null), every share with its
+        interval (`shares`), and the costs (null when unknown, never 0)."""
         data = asdict(self)
         data["start_time"] = self.start_time.isoformat() if self.start_time else None
         data["metrics"] = {k: _json_number(v) for k, v in self.metrics.items()}
         data["main_metrics"] = {k: _json_number(v) for k, v in self.main_metrics.items()}
+        data["shares"] = self.shares
+        data["cost_usd"] = self.cost_usd
+        data["judge_cost_usd"] = self.judge_cost_usd
         return data
 
 
@@ -373,7 +430,10 @@ def parse_verdict(value: Any) -> bool | None:
 
 @dataclass
 class MetricDelta:
-    """One metric in both runs. `delta` is B - A; `better` is "a", "b" or "" (equal, or missing in one run)."""
+    """One metric in both runs. `delta` is B - A. `better` is "a" or "b" only when a paired test on the questions
+    both runs answered finds the difference significant at 5% (accuracy, `<scorer>/mean`, `latency_mean_s`), else
+    "": never for counts (rows, errors, tokens) or metrics without a per-question test. `a_ci`/`b_ci`: the 95%
+    Wilson intervals of a share; `p_value`: the paired test's."""
 
     name: str
     a: float | None
@@ -381,6 +441,9 @@ class MetricDelta:
     delta: float | None
     better: str
     lower_is_better: bool
+    a_ci: tuple[float, float] | None = None
+    b_ci: tuple[float, float] | None = None
+    p_value: float | None = None
 
 
 @dataclass
@@ -401,7 +464,12 @@ class RowDiff:
 
 @dataclass
 class Comparison:
-    """Run B against run A (A is the baseline). `basis` names the verdict column the rows were compared on."""
+    """Run B against run A (A is the baseline). `basis` names the verdict column the rows were compared on.
+
+    `paired`: accuracy on the matched questions (exact McNemar, paired interval, MDE); `paired_latency`: the
+    per-question latencies; `paired_metrics`: every share with a per-row right/wrong in both runs, accuracy
+    included, by metric name. None / missing where the runs have no per-row results to pair.
+    """
 
     a: RunInfo
     b: RunInfo
@@ -413,20 +481,48 @@ class Comparison:
     unmatched_b: int
     basis: str
     warnings: list[str]
+    paired: PairedShares | None = None
+    paired_latency: PairedMeans | None = None
+    paired_metrics: dict[str, PairedShares] = field(default_factory=dict)
 
     def metric(self, name: str) -> MetricDelta | None:
         return next((m for m in self.metrics if m.name == name), None)
+
+    def paired_test(self, name: str) -> PairedShares | PairedMeans | None:
+        """The paired test behind metric `name`, if there is one."""
+        if name == "latency_mean_s":
+            return self.paired_latency
+        return self.paired_metrics.get(name)
+
+    @property
+    def sentences(self) -> list[str]:
+        """Plain sentences: accuracy, each other paired share, then latency."""
+        out = []
+        for name, test in self.paired_metrics.items():
+            out.append(shares_sentence(test, "" if name == "accuracy" else _metric_label(name)))
+        if self.paired_latency is not None:
+            out.append(latency_sentence(self.paired_latency))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "a": self.a.to_dict(), "b": self.b.to_dict(),
             "metrics": [{**asdict(m), "a": _json_number(m.a), "b": _json_number(m.b),
-                         "delta": _json_number(m.delta)} for m in self.metrics],
+                         "delta": _json_number(m.delta), "a_ci": list(m.a_ci) if m.a_ci else None,
+                         "b_ci": list(m.b_ci) if m.b_ci else None} for m in self.metrics],
+            "paired": self.paired.to_dict() if self.paired is not None else None,
+            "paired_latency": self.paired_latency.to_dict() if self.paired_latency is not None else None,
+            "paired_metrics": {name: test.to_dict() for name, test in self.paired_metrics.items()},
+            "sentences": self.sentences,
             "a_right_b_wrong": [asdict(r) for r in self.a_right_b_wrong],
             "b_right_a_wrong": [asdict(r) for r in self.b_right_a_wrong],
             "matched_rows": self.matched_rows, "unmatched_a": self.unmatched_a, "unmatched_b": self.unmatched_b,
             "basis": self.basis, "warnings": list(self.warnings),
         }
+
+
+def _metric_label(name: str) -> str:
+    return name[: -len("/mean")].replace("_", " ") if name.endswith("/mean") else name.replace("_", " ")
 
 
 def _metric_order(names: set[str]) -> list[str]:
@@ -435,16 +531,78 @@ def _metric_order(names: set[str]) -> list[str]:
 
 
 def _metric_deltas(a: RunInfo, b: RunInfo) -> list[MetricDelta]:
+    """Every metric of either run with B - A; the interval bounds go beside their share, not in the list. No side
+    is called better here: only a paired test may say so (`_apply_paired`)."""
     deltas = []
-    for name in _metric_order(set(a.metrics) | set(b.metrics)):
+    for name in _metric_order({m for m in set(a.metrics) | set(b.metrics) if not is_interval_metric(m)}):
         va, vb = a.metrics.get(name), b.metrics.get(name)
         delta = vb - va if va is not None and vb is not None else None
-        low = lower_is_better(name)
-        better = ""
-        if delta is not None and not math.isnan(delta) and abs(delta) > 1e-12:
-            better = ("a" if delta > 0 else "b") if low else ("b" if delta > 0 else "a")
-        deltas.append(MetricDelta(name, va, vb, delta, better, low))
+        share_metric = is_share_metric(name)
+        deltas.append(MetricDelta(name, va, vb, delta, "", lower_is_better(name),
+                                  a.interval(name) if share_metric else None,
+                                  b.interval(name) if share_metric else None))
     return deltas
+
+
+# Per-row columns of a results table that say right/wrong for a share metric.
+_SHARE_COLUMNS = {"correctness/mean": "judge_verdict", "exact_match/mean": "exact_match",
+                  "contains_reference/mean": "contains_reference"}
+
+
+def _accuracy_column(info: RunInfo, frame: pd.DataFrame) -> str | None:
+    """The column `accuracy` was computed from (evaluate tags it), else the best verdict column there is."""
+    source = {"correctness": "judge_verdict", "exact_match": "exact_match"}.get(
+        info.tags.get("proctor.accuracy_from", ""))
+    if source and source in frame.columns:
+        return source
+    return _verdict_column(frame)
+
+
+def _float_cell(text: str) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _paired(detail_a: RunDetail, detail_b: RunDetail, common: list[tuple[str, int]],
+            keyed_a: dict[tuple[str, int], dict[str, str]], keyed_b: dict[tuple[str, int], dict[str, str]]
+            ) -> tuple[dict[str, PairedShares], PairedMeans | None]:
+    """The paired tests on the matched questions: accuracy (every matched question; no verdict counts as wrong,
+    as in the metric), each per-row share (questions with a result in both runs, as in its mean), and latency."""
+    a, b = detail_a.info, detail_b.info
+    tests: dict[str, PairedShares] = {}
+    if not common:
+        return tests, None
+    column_a, column_b = _accuracy_column(a, detail_a.results), _accuracy_column(b, detail_b.results)
+    if column_a and column_b and "accuracy" in a.metrics and "accuracy" in b.metrics:
+        tests["accuracy"] = paired_shares([parse_verdict(keyed_a[k].get(column_a)) is True for k in common],
+                                          [parse_verdict(keyed_b[k].get(column_b)) is True for k in common])
+    names = [n for n in _metric_order(set(a.metrics) & set(b.metrics)) if n.endswith("/mean")]
+    for name in names:
+        column = _SHARE_COLUMNS.get(name, name[: -len("/mean")])
+        if column not in detail_a.results.columns or column not in detail_b.results.columns:
+            continue
+        pairs = [(parse_verdict(keyed_a[k].get(column)), parse_verdict(keyed_b[k].get(column))) for k in common]
+        pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
+        tests[name] = paired_shares([x for x, _ in pairs], [y for _, y in pairs])
+    latency = None
+    if "latency_s" in detail_a.results.columns and "latency_s" in detail_b.results.columns:
+        pairs_f = [(_float_cell(keyed_a[k].get("latency_s", "")), _float_cell(keyed_b[k].get("latency_s", "")))
+                   for k in common if not keyed_a[k].get("answer_error") and not keyed_b[k].get("answer_error")]
+        pairs_f = [(x, y) for x, y in pairs_f if x is not None and y is not None]
+        if pairs_f:
+            latency = paired_means([x for x, _ in pairs_f], [y for _, y in pairs_f])
+    return tests, latency
+
+
+def _apply_paired(deltas: list[MetricDelta], tests: dict[str, PairedShares], latency: PairedMeans | None) -> None:
+    for delta in deltas:
+        test: PairedShares | PairedMeans | None = latency if delta.name == "latency_mean_s" else tests.get(delta.name)
+        if test is not None:
+            delta.p_value = test.p_value
+            delta.better = test.better
 
 
 def _verdict_column(frame: pd.DataFrame) -> str | None:
@@ -513,8 +671,11 @@ def compare_runs(ref_a: str, ref_b: str) -> Comparison:
     if common and (unmatched_a or unmatched_b):
         warnings.append(f"{unmatched_a} question(s) only in A and {unmatched_b} only in B were not compared")
     basis = column_a if column_a == column_b else f"{column_a or '-'}/{column_b or '-'}"
-    return Comparison(a, b, _metric_deltas(a, b), a_only, b_only, len(common), unmatched_a, unmatched_b,
-                      basis or "", warnings)
+    deltas = _metric_deltas(a, b)
+    tests, latency = _paired(detail_a, detail_b, common, keyed_a, keyed_b)
+    _apply_paired(deltas, tests, latency)
+    return Comparison(a, b, deltas, a_only, b_only, len(common), unmatched_a, unmatched_b, basis or "", warnings,
+                      tests.get("accuracy"), latency, tests)
 
 
 # -- CI gate
@@ -542,10 +703,14 @@ def parse_fail_if_worse(text: str) -> FailIfWorse:
     return FailIfWorse(metric, tolerance)
 
 
-def check_fail_if_worse(comparison: Comparison, rules: list[FailIfWorse]) -> list[str]:
+def check_fail_if_worse(comparison: Comparison, rules: list[FailIfWorse], significant: bool = False) -> list[str]:
     """One message per regression (B worse than A by more than the tolerance); empty when B is good enough.
 
-    Raises `InputError` when a run lacks the metric: a gate on a metric that is not there must not pass silently.
+    With `significant`, a rule fails only when B is worse by more than the tolerance AND the paired test on the
+    matched questions finds B worse at 5% (available for accuracy, `<scorer>/mean` and latency_mean_s).
+
+    Raises `InputError` when a run lacks the metric, or (with `significant`) when the metric has no paired test:
+    a gate that cannot check what it says must not pass silently.
     """
     failures = []
     for rule in rules:
@@ -553,18 +718,60 @@ def check_fail_if_worse(comparison: Comparison, rules: list[FailIfWorse]) -> lis
         if found is None or found.a is None or found.b is None:
             missing = [label for label, run, value in (("A", comparison.a, found and found.a),
                                                        ("B", comparison.b, found and found.b)) if value is None]
-            known = ", ".join(_metric_order(set(comparison.a.metrics) | set(comparison.b.metrics))) or "none"
+            known = ", ".join(_metric_order({m for m in set(comparison.a.metrics) | set(comparison.b.metrics)
+                                             if not is_interval_metric(m)})) or "none"
             raise InputError(f"metric {rule.metric!r} is not logged in run {' and '.join(missing)} "
                              f"(metrics: {known})")
+        test = comparison.paired_test(rule.metric) if significant else None
+        if significant and (test is None or test.n == 0):
+            paired = ", ".join([*comparison.paired_metrics, *(["latency_mean_s"] if comparison.paired_latency
+                                                              else [])]) or "none: no per-row results to pair"
+            raise InputError(f"--significant needs a paired test on {rule.metric!r}, and there is none "
+                             f"(paired here: {paired})")
         worse_by = (found.b - found.a) if found.lower_is_better else (found.a - found.b)
-        if worse_by > rule.tolerance + 1e-12:
-            direction = "lower" if found.lower_is_better else "higher"
-            failures.append(f"{rule.metric} got worse by {worse_by:.4g}: {found.a:.4g} -> {found.b:.4g} "
-                            f"(tolerance {rule.tolerance:g}; {direction} is better)")
+        if worse_by <= rule.tolerance + 1e-12:
+            continue
+        direction = "lower" if found.lower_is_better else "higher"
+        message = (f"{rule.metric} got worse by {worse_by:.4g}: {found.a:.4g} -> {found.b:.4g} "
+                   f"(tolerance {rule.tolerance:g}; {direction} is better")
+        if test is not None:
+            worse_side = "a" if test.better == "a" else ""
+            if not worse_side:
+                continue  # worse by more than the tolerance, but not detectably so at 5%
+            message += f"; paired test {format_p(test.p_value)}, significant at 5%"
+        failures.append(message + ")")
     return failures
 
 
 # -- plain text output (the CLI's tables; no dependency)
+
+def paired_lines(comparison: Comparison) -> list[str]:
+    """The paired comparison in numbers, then the plain sentences (shared by `compare` and multi-model evaluate)."""
+    lines = []
+    for name, test in comparison.paired_metrics.items():
+        if test.n == 0:
+            continue
+        interval = (f"95% CI {test.ci_low * 100:+.1f} to {test.ci_high * 100:+.1f}" if test.ci_low is not None
+                    and test.ci_high is not None else "no interval")
+        mde = f"MDE {test.mde * 100:.1f} points" if test.mde is not None else "MDE unknown"
+        lines.append(f"  {name}: n {test.n}, A only right {test.a_only}, B only right {test.b_only}, "
+                     f"B - A {(test.diff or 0) * 100:+.1f} points ({interval}), McNemar {format_p(test.p_value)}, "
+                     f"{mde}")
+    latency = comparison.paired_latency
+    if latency is not None and latency.n:
+        interval = (f"95% CI {latency.ci_low:+.3f} to {latency.ci_high:+.3f} s" if latency.ci_low is not None
+                    and latency.ci_high is not None else "no interval")
+        mde = f"MDE {latency.mde:.3f} s" if latency.mde is not None else "MDE unknown"
+        lines.append(f"  latency: n {latency.n}, B - A {(latency.diff or 0):+.3f} s ({interval}), paired t "
+                     f"{format_p(latency.p_value)}, {mde}")
+    if lines:
+        lines.insert(0, "Paired on the questions both runs answered:")
+    sentences = comparison.sentences
+    if sentences:
+        lines.append("")
+        lines.extend(sentences)
+    return lines
+
 
 def text_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
     """An aligned plain-text table; columns whose index is in `right` are right-aligned (numbers)."""
@@ -583,6 +790,10 @@ def text_table(headers: list[str], rows: list[list[str]], right: set[int] | None
 
 def format_metric(value: float | None, name: str = "") -> str:
     """A metric as a short string: counts as integers, rates with 3 decimals, blank when missing."""
+    if name.endswith("cost_usd"):
+        from core.prices import format_cost
+
+        return format_cost(value)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if float(value).is_integer() and ("errors" in name or name in ("rows",) or name.endswith("_tokens")):
@@ -590,10 +801,23 @@ def format_metric(value: float | None, name: str = "") -> str:
     return f"{value:.3f}"
 
 
+def format_share(value: float | None, interval: tuple[float, float] | None) -> str:
+    """A share with its 95% interval, `0.850 [0.71-0.93]`; just the value when the interval is unknown."""
+    if value is None or math.isnan(value):
+        return ""
+    if interval is None:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{interval[0]:.2f}-{interval[1]:.2f}]"
+
+
 def format_delta(value: float | None, name: str = "") -> str:
     """B - A with its sign; counts as whole numbers, "0" when equal, blank when a run lacks the metric."""
     if value is None or math.isnan(value):
         return ""
+    if name.endswith("cost_usd") and abs(value) > 1e-12:
+        from core.prices import format_cost
+
+        return ("+" if value > 0 else "-") + format_cost(abs(value))
     if abs(value) <= 1e-12:
         return "0"
     if float(value).is_integer() and ("errors" in name or name == "rows" or name.endswith("_tokens")):

@@ -151,6 +151,19 @@ def test_benchmark_azure_model_and_judge(tmp_path: Path, azure, tracking: str) -
     assert metrics["latency_mean_s"] > 0 and metrics["latency_p95_s"] >= metrics["latency_mean_s"]
     assert metrics["prompt_tokens"] > 0 and metrics["completion_tokens"] > 0
     assert any("model under test" in w for w in summary.warnings)  # judge == model
+    # Every share with its 95% Wilson interval (4 of 8: 0.2152-0.7848; 0 of 8: 0-0.3244), over the rows it counts.
+    assert (metrics["accuracy_ci_low"], metrics["accuracy_ci_high"]) == pytest.approx((0.2152, 0.7848), abs=1e-4)
+    assert (metrics["correctness/ci_low"], metrics["correctness/ci_high"]) == pytest.approx((0.2152, 0.7848),
+                                                                                            abs=1e-4)
+    assert (metrics["exact_match/ci_low"], metrics["exact_match/ci_high"]) == pytest.approx((0.0, 0.3244), abs=1e-4)
+    # The answers' cost at gpt-4.1-nano's price ($0.10 / $0.40 per 1M tokens); the judge's from the usage its
+    # server reported to MLflow on every verdict.
+    assert metrics["cost_usd"] == pytest.approx((metrics["prompt_tokens"] * 0.10
+                                                 + metrics["completion_tokens"] * 0.40) / 1e6)
+    assert metrics["judge_prompt_tokens"] > 0 and metrics["judge_completion_tokens"] > 0
+    assert metrics["judge_cost_usd"] == pytest.approx((metrics["judge_prompt_tokens"] * 0.10
+                                                       + metrics["judge_completion_tokens"] * 0.40) / 1e6)
+    assert tags["proctor.accuracy_from"] == "correctness"
 
     artifacts = {a.path for a in _client().list_artifacts(summary.run_id, "inputs")}
     assert artifacts == {"inputs/bench.csv"}
@@ -250,6 +263,8 @@ def test_no_judge_runs_code_scorers_only(tmp_path: Path, openai_env, tracking: s
     run = _client().get_run(summary.run_id)
     assert run.data.tags["proctor.judge"] == "none" and run.data.params["judge"] == "none"
     assert run.info.run_name == "gpt-4.1-mini"
+    # No judge, no judge cost; the answers' cost at gpt-4.1-mini's price.
+    assert "judge_cost_usd" not in run.data.metrics and run.data.metrics["cost_usd"] > 0
 
 
 def test_judge_answering_429_is_bounded_and_counted(tmp_path: Path, openai_env, tracking: str) -> None:  # noqa: ANN001

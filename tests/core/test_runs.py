@@ -157,10 +157,22 @@ def test_compare_two_models_one_judge(store: dict[str, object]) -> None:
     assert comparison.basis == "judge_verdict"
     assert comparison.matched_rows == 5
     accuracy = comparison.metric("accuracy")
-    assert (accuracy.a, accuracy.b, accuracy.better) == (pytest.approx(0.6), pytest.approx(0.8), "b")
-    assert accuracy.delta == pytest.approx(0.2)
+    # +0.2 on 5 questions rests on 1 vs 2 discordant questions (exact McNemar p = 1): no run is called better.
+    assert (accuracy.a, accuracy.b, accuracy.better) == (pytest.approx(0.6), pytest.approx(0.8), "")
+    assert accuracy.delta == pytest.approx(0.2) and accuracy.p_value == pytest.approx(1.0)
+    assert accuracy.a_ci == pytest.approx((0.2307, 0.8824), abs=1e-4)  # Wilson 3/5, rebuilt from `rows`
     errors = comparison.metric("judge_errors")
-    assert errors.lower_is_better and errors.better == "b"  # 1 -> 0 judge errors is better
+    assert errors.lower_is_better and errors.better == "" and errors.p_value is None  # a count: never "better"
+    paired = comparison.paired
+    assert (paired.n, paired.a_only, paired.b_only, paired.both, paired.neither) == (5, 1, 2, 2, 0)
+    assert paired.diff == pytest.approx(0.2) and not paired.significant
+    # exact match per row: A matches Q1 Q2 Q3 Q5, B matches Q1 Q4 Q5.
+    exact = comparison.paired_metrics["exact_match/mean"]
+    assert (exact.n, exact.a_only, exact.b_only) == (5, 2, 1)
+    # correctness/mean leaves out the row A's judge failed on (Q5), as its mean does.
+    assert comparison.paired_metrics["correctness/mean"].n == 4
+    assert comparison.paired_latency.n == 5 and comparison.paired_latency.diff == 0.0
+    assert comparison.sentences[0].startswith("B is ahead by 20.0 points (95% CI ")
     assert [m.name for m in comparison.metrics][:2] == ["accuracy", "correctness/mean"]
     # A right, B wrong: the spider; B right, A wrong: 7 x 6 (Q5 has no verdict in A, so it is not counted).
     [a_only] = comparison.a_right_b_wrong
@@ -223,6 +235,25 @@ def test_check_fail_if_worse(store: dict[str, object]) -> None:
     assert check_fail_if_worse(better, [FailIfWorse("judge_errors", 0)]) == []
     with pytest.raises(InputError, match="metric 'bleu' is not logged in run A and B"):
         check_fail_if_worse(better, [FailIfWorse("bleu", 0.1)])
+
+
+def test_check_fail_if_worse_significant(store: dict[str, object]) -> None:
+    worse = compare_runs("gpt-4.1-mini", "gpt-4.1-nano")  # accuracy 0.8 -> 0.6 on 2 vs 1 discordant questions
+    assert check_fail_if_worse(worse, [FailIfWorse("accuracy", 0.02)])
+    assert check_fail_if_worse(worse, [FailIfWorse("accuracy", 0.02)], significant=True) == []
+    assert check_fail_if_worse(worse, [FailIfWorse("latency_mean_s", 0)], significant=True) == []
+    with pytest.raises(InputError, match="--significant needs a paired test on 'judge_errors'"):
+        check_fail_if_worse(worse, [FailIfWorse("judge_errors", 0)], significant=True)
+
+
+def test_run_info_shares_and_costs(store: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    [mini, _] = list_runs()
+    assert mini.interval("accuracy") == pytest.approx((0.3755, 0.9638), abs=1e-4)  # Wilson 4/5
+    assert mini.interval("correctness/mean") is None  # not logged, and its n is not known
+    assert mini.cost_usd is None
+    data = mini.to_dict()
+    assert data["shares"]["accuracy"]["ci_high"] == pytest.approx(0.9638, abs=1e-4)
+    assert data["cost_usd"] is None
 
 
 def test_compare_matches_rows_by_question_text_and_reports_the_rest(store: dict[str, object]) -> None:

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from core.mlflow_server import free_port
-from tests.runs_support import MINI, NANO, log_contract_run, store_at
+from tests.runs_support import MINI, NANO, Row, log_contract_run, store_at
 from tui.cli import main
+
+MANY = [(f"What is {i} + {i}?", str(2 * i)) for i in range(30)]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         nano = log_contract_run(folder, "gpt-4.1-nano", NANO)
         mini = log_contract_run(folder, "gpt-4.1-mini", MINI)
         other = log_contract_run(folder, "gpt-4o", NANO, judge="azure:/gpt-4o", experiment="other")
-    return {"uri": uri, "folder": str(folder), "nano": nano, "mini": mini, "other": other}
+        # 30 questions: "strong" is right on all, "weak" on 10 (20 discordant pairs, exact McNemar p = 2^-19).
+        strong = log_contract_run(folder, "strong", [Row("correct", a) for _, a in MANY], experiment="gate",
+                                  questions=MANY)
+        weak = log_contract_run(folder, "weak", [Row("correct" if i < 10 else "incorrect", a)
+                                                 for i, (_, a) in enumerate(MANY)], experiment="gate", questions=MANY)
+    return {"uri": uri, "folder": str(folder), "nano": nano, "mini": mini, "other": other, "strong": strong,
+            "weak": weak}
 
 
 @pytest.fixture(autouse=True)
@@ -44,10 +52,13 @@ def test_runs_lists_an_aligned_table(capsys: pytest.CaptureFixture[str], store: 
     assert code == 0 and err == ""
     lines = out.splitlines()
     assert lines[0].split() == ["DATE", "RUN", "NAME", "MODEL", "JUDGE", "ROWS", "ACCURACY", "CORRECT", "EXACT",
-                                "CONTAINS", "LAT_S", "J_ERR", "A_ERR", "STATUS"]
+                                "CONTAINS", "LAT_S", "J_ERR", "A_ERR", "COST", "STATUS"]
     assert len(lines) == 3
     assert store["mini"][:8] in lines[1] and "gpt-4.1-mini" in lines[1], "newest first"
-    assert re.search(r"openai:/gpt-4\.1-nano\s+openai:/gpt-4\.1-mini\s+5\s+0\.600\s+0\.750", lines[2])
+    # Accuracy 3 of 5 with its 95% Wilson interval (0.2307, 0.8824), computed from `rows` for a run that did not log
+    # it; the cost of 100 + 40 tokens on gpt-4.1-nano at $0.10 / $0.40 per 1M is $0.000026.
+    assert re.search(r"openai:/gpt-4\.1-nano\s+openai:/gpt-4\.1-mini\s+5\s+0\.600 \[0\.23-0\.88\]\s+0\.750",
+                     lines[2])
     assert lines[1].endswith("FINISHED")
     # Aligned: every column starts at the header's offset.
     assert lines[1].index(store["mini"][:8]) == lines[0].index("RUN")
@@ -63,6 +74,11 @@ def test_runs_json_and_experiment(capsys: pytest.CaptureFixture[str], store: dic
     assert run["metrics"]["accuracy"] == pytest.approx(0.6)
     assert run["params"]["dataset_hash"]
     assert run["start_time"].startswith("20")
+    # ci_low / ci_high beside each share; a share without counts to rebuild it from has them null.
+    assert run["shares"]["accuracy"] == {"share": pytest.approx(0.6), "ci_low": pytest.approx(0.2307, abs=1e-4),
+                                         "ci_high": pytest.approx(0.8824, abs=1e-4)}
+    assert run["shares"]["correctness/mean"]["ci_low"] is None
+    assert run["cost_usd"] is None and run["judge_cost_usd"] is None, "not logged: unknown, never 0"
 
 
 def test_runs_unknown_experiment_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,8 +101,12 @@ def test_compare_shows_deltas_and_the_questions_that_differ(capsys: pytest.Captu
     code, out, err = run_cli(capsys, "compare", "gpt-4.1-nano", store["mini"][:7])
     assert code == 0, err
     assert "warning" not in out
-    assert re.search(r"^accuracy\s+0\.600\s+0\.800\s+\+0\.200\s+B$", out, re.M)
-    assert re.search(r"^judge_errors\s+1\s+0\s+-1\s+B$", out, re.M)
+    # Each share with its 95% interval; the paired p-value; no "better" (1 vs 2 discordant questions, p = 1).
+    assert re.search(r"^accuracy\s+0\.600 \[0\.23-0\.88\]\s+0\.800 \[0\.38-0\.96\]\s+\+0\.200\s+1$", out, re.M)
+    assert re.search(r"^judge_errors\s+1\s+0\s+-1$", out, re.M), "a count is never called better"
+    assert "  accuracy: n 5, A only right 1, B only right 2, B - A +20.0 points" in out
+    assert ("B is ahead by 20.0 points (95% CI " in out and "p = 1): not a detectable difference at n = 5" in out)
+    assert "A and B took the same time on all 5 question(s)." in out
     a_part, b_part = out.split("A right, B wrong (1)")[1].split("B right, A wrong (1)")
     assert "How many legs has a spider?" in a_part
     assert "A spider has eight legs, not six." in a_part
@@ -100,7 +120,20 @@ def test_compare_json(capsys: pytest.CaptureFixture[str], store: dict[str, str])
     data = json.loads(out)
     assert data["a"]["run_id"] == store["nano"] and data["b"]["run_id"] == store["mini"]
     accuracy = next(m for m in data["metrics"] if m["name"] == "accuracy")
-    assert accuracy["delta"] == pytest.approx(0.2) and accuracy["better"] == "b"
+    assert accuracy["delta"] == pytest.approx(0.2) and accuracy["better"] == ""
+    assert accuracy["a_ci"] == pytest.approx([0.2307, 0.8824], abs=1e-4)
+    paired = data["paired"]
+    assert {"n", "a_only", "b_only", "diff", "ci_low", "ci_high", "p_value", "mde"} <= set(paired)
+    assert (paired["n"], paired["a_only"], paired["b_only"]) == (5, 1, 2)
+    assert paired["diff"] == pytest.approx(0.2) and paired["p_value"] == pytest.approx(1.0)
+    assert paired["ci_low"] < 0 < paired["ci_high"] and paired["mde"] > 0.2
+    assert paired["sentence"].startswith("B is ahead by 20.0 points")
+    latency = data["paired_latency"]
+    assert {"n", "diff", "ci_low", "ci_high", "p_value", "mde"} <= set(latency)
+    assert (latency["n"], latency["diff"], latency["p_value"]) == (5, 0.0, 1.0)
+    assert set(data["paired_metrics"]) == {"accuracy", "correctness/mean", "exact_match/mean",
+                                           "contains_reference/mean"}
+    assert data["sentences"][0] == paired["sentence"]
     assert [d["question"] for d in data["a_right_b_wrong"]] == ["How many legs has a spider?"]
     assert data["b_right_a_wrong"][0]["rationale_b"]
     assert data["regressions"] == [] and data["warnings"] == []
@@ -127,7 +160,35 @@ def test_fail_if_worse_exits_1_on_a_regression_only(capsys: pytest.CaptureFixtur
     assert json.loads(out)["regressions"][0].startswith("exact_match/mean got worse by 0.2")
 
 
+def test_significant_fails_only_on_a_detectable_regression(capsys: pytest.CaptureFixture[str],
+                                                            store: dict[str, str]) -> None:
+    # mini -> nano: accuracy 0.8 -> 0.6 is worse than the tolerance, but on 1 vs 2 discordant questions (p = 1).
+    gate = ["--fail-if-worse", "accuracy:0.02", "--significant"]
+    code, out, _ = run_cli(capsys, "compare", "gpt-4.1-mini", "gpt-4.1-nano", *gate)
+    assert code == 0 and "regression" not in out
+    # strong -> weak: 1.0 -> 0.333 on 30 questions, p = 2^-19: a regression either way.
+    code, out, _ = run_cli(capsys, "compare", store["strong"], store["weak"], *gate)
+    assert code == 1
+    assert "regression: accuracy got worse by 0.6667: 1 -> 0.3333" in out and "p < 0.001, significant at 5%" in out
+    assert "A is better, a detectable difference at n = 30." in out
+    code, out, _ = run_cli(capsys, "compare", store["strong"], store["weak"], "--json", *gate)
+    data = json.loads(out)
+    assert code == 1 and data["paired"]["significant"] is True and data["paired"]["b_only"] == 0
+    assert data["paired"]["p_value"] == pytest.approx(2 ** -19)
+    assert next(m for m in data["metrics"] if m["name"] == "accuracy")["better"] == "a"
+    # Within the tolerance: no regression, significant or not.
+    code, _, _ = run_cli(capsys, "compare", store["strong"], store["weak"], "--fail-if-worse", "accuracy:0.7",
+                         "--significant")
+    assert code == 0
+    # Improvements never fail.
+    code, _, _ = run_cli(capsys, "compare", store["weak"], store["strong"], *gate)
+    assert code == 0
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["compare", "gpt-4.1-nano", "gpt-4.1-mini", "--significant"], "--significant qualifies --fail-if-worse"),
+    (["compare", "gpt-4.1-nano", "gpt-4.1-mini", "--fail-if-worse", "latency_p95_s:0", "--significant"],
+     "--significant needs a paired test on 'latency_p95_s'"),
     (["compare", "gpt-4.1-nano", "gpt-9"], "no run matches 'gpt-9'"),
     (["compare", "gpt-4.1-nano", "gpt-4.1-mini", "--fail-if-worse", "accuracy"], "wants METRIC:TOLERANCE"),
     (["compare", "gpt-4.1-nano", "gpt-4.1-mini", "--fail-if-worse", "accuracy:x"], "must be a number"),

@@ -76,8 +76,11 @@ async def test_table_lists_runs_and_sorts(with_store: dict[str, str]) -> None:
         assert table_ids(table) == [with_store["mini"], with_store["nano"]], "newest first"
         assert "loaded 2 runs" in text_of(app.query_one("#runs-status", Static))
         row = [str(cell) for cell in table.get_row(with_store["nano"])]
-        assert row[2:6] == [with_store["nano"][:8], "gpt-4.1-nano", "5", "0.600"]
-        assert row[9:] == ["openai:/gpt-4.1-mini", "finished"]
+        # Accuracy in percent with its 95% Wilson interval (3 of 5: 23.1-88.2); no price for this model: unknown.
+        assert row[2:6] == [with_store["nano"][:8], "gpt-4.1-nano", "5", "60 [23-88]"]
+        assert row[9:] == ["unknown", "openai:/gpt-4.1-mini", "finished"]
+        info = text_of(app.query_one("#runs-info", Static))
+        assert info.startswith("accuracy 80.0% (95% CI 37.6-96.4)") and "cost unknown" in info  # the highlighted run
         await pilot.press("s")  # date -> accuracy, best first
         assert pane.sort_key == ("accuracy", True)
         assert table_ids(table) == [with_store["mini"], with_store["nano"]]
@@ -108,7 +111,8 @@ async def test_open_a_run_shows_verdicts_and_rationales(with_store: dict[str, st
         verdicts = [str(table.get_row_at(i)[1]) for i in range(5)]
         assert verdicts == ["✓ correct", "✓ correct", "✓ correct", "✗ incorrect", "? no verdict"]
         summary = text_of(screen.query_one("#detail-summary", Static))
-        assert "gpt-4.1-nano" in summary and "accuracy 0.600" in summary and "results/results.csv" in summary
+        assert "gpt-4.1-nano" in summary and "results/results.csv" in summary
+        assert "accuracy 60.0% (95% CI 23.1-88.2)" in summary and "cost unknown" in summary  # 95% Wilson, 3 of 5
         await pilot.press("down", "down", "down")
         row_text = text_of(screen.query_one("#detail-row", Static))
         assert "What is 7 x 6?" in row_text and "The answer '48' vs '42'." in row_text
@@ -138,8 +142,11 @@ async def test_mark_two_and_compare_side_by_side(with_store: dict[str, str]) -> 
         assert comparison is not None and comparison.a.run_id == with_store["nano"]
         metrics = screen.query_one("#compare-metrics", DataTable)
         accuracy = [str(c) for c in metrics.get_row_at(0)]
-        assert accuracy == ["accuracy", "0.600", "0.800", "+0.200", "B"]
+        # Each share with its 95% interval, the paired p-value, and no "better" on 1 vs 2 discordant questions.
+        assert accuracy == ["accuracy", "0.600 [0.23-0.88]", "0.800 [0.38-0.96]", "+0.200", "1", ""]
         rows = text_of(screen.query_one("#compare-rows", Static))
+        assert "accuracy: n 5, A only right 1, B only right 2, B - A +20.0 points" in rows
+        assert "B is ahead by 20.0 points" in rows and "not a detectable difference at n = 5" in rows
         a_part, b_part = rows.split("B right, A wrong (1)")
         assert "A right, B wrong (1)" in a_part and "How many legs has a spider?" in a_part
         assert "A spider has eight legs, not six." in a_part

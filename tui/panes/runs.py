@@ -40,9 +40,40 @@ SORTS: tuple[tuple[str, str, bool], ...] = (
 )
 # Columns: (key, title). Metric columns read `RunInfo.metrics[key]`.
 # The metrics come before the judge and status, so that they fit in 80 columns.
-COLUMNS = (("mark", " "), ("date", "Date"), ("run", "Run"), ("name", "Name"), ("rows", "Rows"), ("accuracy", "Acc"),
-           ("correctness/mean", "Judge✓"), ("exact_match/mean", "Exact"), ("latency_mean_s", "Lat s"),
-           ("judge", "Judge"), ("status", "Status"))
+# Accuracy shows its 95% Wilson interval in percent; the highlighted run's every share (with its interval) and cost
+# are spelled out in the line under the table.
+COLUMNS = (("mark", " "), ("date", "Date"), ("run", "Run"), ("name", "Name"), ("rows", "Rows"),
+           ("accuracy", "Acc % [95% CI]"), ("correctness/mean", "Judge✓"), ("exact_match/mean", "Exact"),
+           ("latency_mean_s", "Lat s"), ("cost_usd", "Cost"), ("judge", "Judge"), ("status", "Status"))
+
+
+def share_cell(run: RunInfo, name: str) -> str:
+    """`85 [71-93]`: a share and its 95% interval in percent, for a narrow column."""
+    value = run.metrics.get(name)
+    if value is None:
+        return ""
+    interval = run.interval(name)
+    if interval is None:
+        return f"{value * 100:.0f}"
+    return f"{value * 100:.0f} [{interval[0] * 100:.0f}-{interval[1] * 100:.0f}]"
+
+
+def run_line(run: RunInfo) -> str:
+    """One line on a run: every share with its 95% interval, then the cost (unknown when there is no price)."""
+    from core.prices import format_cost
+
+    parts = []
+    for name, found in run.shares.items():
+        if found["share"] is None:
+            continue
+        text = f"{name.removesuffix('/mean')} {found['share'] * 100:.1f}%"
+        if found["ci_low"] is not None and found["ci_high"] is not None:
+            text += f" (95% CI {found['ci_low'] * 100:.1f}-{found['ci_high'] * 100:.1f})"
+        parts.append(text)
+    cost = f"cost {format_cost(run.cost_usd)}"
+    if run.judge and run.judge != "none":
+        cost += f", judge {format_cost(run.judge_cost_usd)}"
+    return " · ".join([*parts, cost])
 
 
 def _sort_value(run: RunInfo, key: str) -> Any:
@@ -110,6 +141,7 @@ class RunsPane(Vertical):
         table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("loading runs…", id="runs-empty", classes="muted")
+        yield Static("", id="runs-info", classes="muted")
         yield MetricChart(id="runs-chart")
         yield Static("Enter opens a run · Space marks two, c compares them · s or a header click sorts",
                      id="runs-help", classes="muted")
@@ -189,15 +221,15 @@ class RunsPane(Vertical):
         from core.runs import format_metric
 
         mark = Text("●", style="bold yellow") if run.run_id in self.marked else ""
-        accuracy = run.metrics.get("accuracy")
         date = run.start_time.strftime("%m-%d %H:%M") if run.start_time else ""  # the year rarely helps here
         return [
-            mark, date, run.short_id, run.name, Text("" if run.rows is None else str(run.rows), justify="right"),
-            Text(format_metric(accuracy, "accuracy"), justify="right"),
+            mark, date, run.short_id, Text(run.name), Text("" if run.rows is None else str(run.rows), justify="right"),
+            Text(share_cell(run, "accuracy"), justify="right"),
             Text(format_metric(run.metrics.get("correctness/mean")), justify="right"),
             Text(format_metric(run.metrics.get("exact_match/mean")), justify="right"),
             Text(format_metric(run.metrics.get("latency_mean_s")), justify="right"),
-            run.judge or "none", run.status.lower(),
+            Text(format_metric(run.cost_usd, "cost_usd"), justify="right"),
+            Text(run.judge or "none"), run.status.lower(),
         ]
 
     def _fill_table(self) -> None:
@@ -237,6 +269,11 @@ class RunsPane(Vertical):
         self.sort_key = (key, descending)
         self._fill_table()
         self._set_status(f"sorted by {event.label.plain.lower()}" + (" (descending)" if descending else ""))
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        run = next((r for r in self.runs if r.run_id == event.row_key.value), None)
+        self.query_one("#runs-info", Static).update(Text(run_line(run)) if run is not None else "")
 
     # -- open, mark, compare
     @on(DataTable.RowSelected, "#runs-table")

@@ -1,6 +1,9 @@
 """The comparison screen: two evaluation runs side by side, opened from the Runs pane (`c` on two marked runs).
 
 Escape goes back. The runs are compared by core.runs in a thread worker (importing mlflow takes about 3 s).
+Each share shows its 95% interval; the paired comparison (matched n, A-only and B-only, the difference with its
+paired interval, the exact McNemar p, the MDE, latency) and its plain sentences come before the differing questions.
+A run is marked better only where the paired test is significant at 5%.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ if TYPE_CHECKING:
 
 
 class CompareScreen(Screen[None]):
-    """Two runs side by side: metric deltas (B - A), then the questions whose verdicts differ, with rationales."""
+    """Two runs side by side: metric deltas (B - A) with intervals, the paired comparison in numbers and sentences,
+    then the questions whose verdicts differ, with rationales."""
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="compare.back")]
 
@@ -51,7 +55,8 @@ class CompareScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#compare-metrics", DataTable)
-        for key, title in (("metric", "Metric"), ("a", "A"), ("b", "B"), ("delta", "Δ B-A"), ("better", "Better")):
+        for key, title in (("metric", "Metric"), ("a", "A [95% CI]"), ("b", "B [95% CI]"), ("delta", "Δ B-A"),
+                           ("p", "p"), ("better", "Better")):
             table.add_column(title, key=key)
         self.query_one("#compare-body").focus()
         self.load(self.run_a, self.run_b)
@@ -69,7 +74,8 @@ class CompareScreen(Screen[None]):
             self.post_message(self.Failed(f"{type(error).__name__}: {error}"))
 
     def on_compare_screen_loaded(self, message: Loaded) -> None:
-        from core.runs import format_delta, format_metric
+        from core.runs import format_delta, format_metric, format_share, paired_lines
+        from core.stats import format_p
 
         comparison: Comparison = message.comparison
         self.comparison = comparison
@@ -81,10 +87,14 @@ class CompareScreen(Screen[None]):
         table = self.query_one("#compare-metrics", DataTable)
         for m in comparison.metrics:
             better = {"a": Text("A", style="bold green"), "b": Text("B", style="bold green")}.get(m.better, "")
-            table.add_row(m.name, Text(format_metric(m.a, m.name), justify="right"),
-                          Text(format_metric(m.b, m.name), justify="right"),
-                          Text(format_delta(m.delta, m.name), justify="right"), better)
+            a_text = format_share(m.a, m.a_ci) if m.a_ci else format_metric(m.a, m.name)
+            b_text = format_share(m.b, m.b_ci) if m.b_ci else format_metric(m.b, m.name)
+            p_text = format_p(m.p_value).removeprefix("p ").removeprefix("= ") if m.p_value is not None else ""
+            table.add_row(Text(m.name), Text(a_text, justify="right"), Text(b_text, justify="right"),
+                          Text(format_delta(m.delta, m.name), justify="right"), Text(p_text, justify="right"),
+                          better)
         parts = [f"{comparison.matched_rows} questions matched · verdicts from {escape(comparison.basis or '-')}"]
+        parts += [escape(line) for line in paired_lines(comparison)]
         for title, diffs in ((f"A right, B wrong ({len(comparison.a_right_b_wrong)})", comparison.a_right_b_wrong),
                              (f"B right, A wrong ({len(comparison.b_right_a_wrong)})", comparison.b_right_a_wrong)):
             parts.append(f"\n[b]{title}[/]")

@@ -70,11 +70,14 @@ class RunDetailScreen(Screen[None]):
 
     def on_run_detail_screen_loaded(self, message: Loaded) -> None:
         from core.runs import format_metric
+        from tui.panes.runs import run_line
 
         detail: RunDetail = message.detail
         self.detail = detail
         info = detail.info
-        metrics = " · ".join(f"{name} {format_metric(value, name)}" for name, value in info.main_metrics.items())
+        others = " · ".join(f"{name} {format_metric(value, name)}" for name, value in info.main_metrics.items()
+                            if name not in info.shares)
+        metrics = run_line(info) + (f"\n{others}" if others else "")
         source = {"artifact": "results/results.csv", "traces": "trace assessments"}.get(detail.results_source,
                                                                                        "no per-row results")
         self.query_one("#detail-summary", Static).update(
