@@ -8,6 +8,9 @@ import csv
 import errno
 import io
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -317,3 +320,60 @@ def test_cli_fresh_answer_with_a_full_disk_is_one_line_and_exit_2(openai_env, tm
     assert err.count("\n") == 1 and err.startswith("proctor: error: cannot write "), err
     assert os.strerror(errno.ENOSPC) in err
     assert [p.name for p in tmp_path.iterdir() if "out.csv" in p.name] == []
+
+
+# -- a real full disk and a real read-only file system (a small tmpfs: needs mount rights, skipped without) ------
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    where = tmp_path / "fs"
+    where.mkdir()
+    mount = shutil.which("mount")
+    if mount is None or subprocess.run([mount, "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)],
+                                       capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _answer_again_in_a_subprocess(bench: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    with bench.open("a", encoding="utf-8") as handle:
+        handle.write("A new question?,new\n")  # something to save
+    return subprocess.run([sys.executable, "-m", "tui.cli", "answer", str(bench), "-o", str(out)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_full_disk_is_one_line_exit_2_and_the_answers_file_intact(openai_env, tmp_path, small_fs):
+    bench = tmp_path / "bench.csv"
+    bench.write_text("question,answer\nQ1?,A1\nQ2?,A2\n", encoding="utf-8")
+    out = small_fs / "out.csv"
+    assert main(["answer", str(bench), "-o", str(out)]) == 0
+    before = out.read_bytes()
+    with open(small_fs / "filler", "wb", buffering=0) as filler:  # fill the disk to the last byte
+        with pytest.raises(OSError) as full:
+            while True:
+                filler.write(b"\0" * 4096)
+        assert full.value.errno == errno.ENOSPC
+    result = _answer_again_in_a_subprocess(bench, out)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("proctor: error: cannot write "), result.stderr
+    assert os.strerror(errno.ENOSPC) in result.stderr
+    assert out.read_bytes() == before
+    assert not [p.name for p in small_fs.iterdir() if p.name.endswith(".tmp")], "no temporary file left"
+
+
+def test_a_read_only_file_system_is_one_line_exit_2_and_the_answers_file_intact(openai_env, tmp_path, small_fs):
+    bench = tmp_path / "bench.csv"
+    bench.write_text("question,answer\nQ1?,A1\n", encoding="utf-8")
+    out = small_fs / "out.csv"
+    assert main(["answer", str(bench), "-o", str(out)]) == 0
+    before = out.read_bytes()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    result = _answer_again_in_a_subprocess(bench, out)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("proctor: error: cannot write "), result.stderr
+    assert os.strerror(errno.EROFS) in result.stderr
+    assert out.read_bytes() == before
