@@ -46,7 +46,7 @@ _ESCAPED = (*FORMULA_PREFIXES, ESCAPE)
 OWN_FILE_COLUMN = "llm_answer"  # a file with this column was written by Proctor: its cells are escaped
 DELIMITERS = (",", ";", "\t")
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?%?$")
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _BAD_BYTE = re.compile("[\udc80-\udcff]")  # an undecodable byte, as `surrogateescape` leaves it
 _VALID_NON_ASCII = re.compile("[^\x00-\x7f\udc80-\udcff]")
 _QUOTED = re.compile(r'"[^"]*"')
@@ -66,8 +66,13 @@ def neutralise(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or type(value).__name__ == "NAType":
         return ""
     text = value if isinstance(value, str) else str(value)
-    if _UNSTORABLE.search(text):
-        text = _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if not text.isascii():  # (the checks are ordered fastest first: answers can be megabytes)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = _SURROGATE.sub("\ufffd", text)
     if text.startswith(_ESCAPED) and not _PLAIN_NUMBER.match(text):
         return ESCAPE + text
     return text
@@ -123,9 +128,10 @@ def _decode(raw: bytes, path: Path) -> tuple[str, str, list[int]]:
             raise InputError(f"{path} starts as UTF-16 text but is not valid UTF-16") from None
     if b"\x00" in raw[:4096]:
         raise InputError(f"{path} is not a text file (it holds binary data)")
-    text = raw.decode("utf-8-sig", errors="surrogateescape")
-    if not _BAD_BYTE.search(text):
-        return text, "utf-8", []
+    try:
+        return raw.decode("utf-8-sig"), "utf-8", []
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8-sig", errors="surrogateescape")
     if raw.startswith(codecs.BOM_UTF8) or _VALID_NON_ASCII.search(text):
         bad = [n for n, line in enumerate(text.split("\n"), start=1) if _BAD_BYTE.search(line)]
         return _BAD_BYTE.sub("\ufffd", text), "utf-8", bad
