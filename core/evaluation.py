@@ -234,6 +234,85 @@ def _progress_hook(on_row: Callable[[int, int], None]) -> Iterator[None]:
         harness.tqdm = original
 
 
+class _KeptVerdicts:
+    """Every row's scorer results as the judge gave them, kept in memory whatever the store manages to write.
+
+    evaluate builds its result table from what the store gives back: a row whose trace or assessment could not be
+    written (a SQLite store locked by another writer) drops out of it, though the judge answered. Keyed by the
+    row's question and answer (evaluate's `inputs` and `outputs`), as evaluate may score rows in any order.
+    """
+
+    def __init__(self) -> None:
+        self.active = False
+        self._rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, eval_item: Any, result: Any) -> None:
+        from mlflow.entities import Feedback
+
+        row: dict[str, Any] = {}
+        for assessment in getattr(result, "assessments", None) or []:
+            if not isinstance(assessment, Feedback):
+                continue  # the expectations evaluate logs beside the verdicts
+            row[f"{assessment.name}/value"] = assessment.value
+            if assessment.rationale is not None:
+                row[f"{assessment.name}/rationale"] = assessment.rationale
+            if assessment.error is not None and assessment.error.error_message:
+                row[f"{assessment.name}/error_message"] = assessment.error.error_message
+        trace = getattr(eval_item, "trace", None)
+        row["trace_id"] = trace.info.trace_id if trace is not None else ""
+        key = (str((eval_item.inputs or {}).get("question", "")), str(eval_item.outputs))
+        with self._lock:
+            self._rows.setdefault(key, []).append(row)
+
+    def take(self, question: str, answer: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._rows.get((question, answer))
+            return found.pop(0) if found else None
+
+    @contextlib.contextmanager
+    def hooked(self) -> Iterator[None]:
+        """Stand in for the harness's per-row `_run_score` for the duration (callers hold MLFLOW_LOCK)."""
+        try:
+            from mlflow.genai.evaluation import harness
+        except ImportError:  # pragma: no cover
+            yield
+            return
+        original = getattr(harness, "_run_score", None)
+        if original is None:  # pragma: no cover - a later MLflow: fall back on result_df alone
+            yield
+            return
+
+        def run_score(eval_item: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(eval_item, *args, **kwargs)
+            self.add(eval_item, result)
+            return result
+
+        harness._run_score = run_score
+        self.active = True
+        try:
+            yield
+        finally:
+            harness._run_score = original
+
+
+def _mean_metrics(by_row: dict[int, dict[str, Any]], names: list[str]) -> dict[str, float]:
+    """`<scorer>/mean` as evaluate computes it (rows whose scorer failed left out), from the kept verdicts."""
+    metrics: dict[str, float] = {}
+    for name in names:
+        values = []
+        for res in by_row.values():
+            value = res.get(f"{name}/value")
+            verdict = _verdict(value)
+            if verdict:
+                values.append(1.0 if verdict == "correct" else 0.0)
+            elif _float(value) is not None:
+                values.append(float(value))
+        if values:
+            metrics[f"{name}/mean"] = sum(values) / len(values)
+    return metrics
+
+
 def _verdict(value: object) -> str:
     text = str(value).strip().lower() if value is not None else ""
     if text in ("yes", "true", "1", "1.0"):
@@ -314,7 +393,7 @@ def evaluate_file(
     `EvaluationCancelled` when cancelled.
     """
     from core.config import load_settings
-    from core.store import check_store
+    from core.store import StoreError, check_store
     from core.tracking import MLFLOW_LOCK, configure_mlflow, log_path
 
     started = time.perf_counter()
@@ -406,12 +485,15 @@ def evaluate_file(
     mlflow_env.update({k: v for k, v in defaults.items() if k not in os.environ})
 
     with MLFLOW_LOCK:
-        summary = _run_evaluation(
-            path=path, table=table, rows=rows, names=names, judge_setup=judge_setup, timeout=timeout,
-            experiment_name=experiment_name, run_name=run_name, tracking=tracking, mlflow_env=mlflow_env,
-            scrub=scrub, secrets=secrets, settings=settings, cancel=cancel, report=report, log_file=log_path(),
-            timings=timings, warnings=warnings, started=started, extra_tags=dict(tags or {}),
-        )
+        try:
+            summary = _run_evaluation(
+                path=path, table=table, rows=rows, names=names, judge_setup=judge_setup, timeout=timeout,
+                experiment_name=experiment_name, run_name=run_name, tracking=tracking, mlflow_env=mlflow_env,
+                scrub=scrub, secrets=secrets, settings=settings, cancel=cancel, report=report, log_file=log_path(),
+                timings=timings, warnings=warnings, started=started, extra_tags=dict(tags or {}), reuse=not fresh,
+            )
+        except StoreError as error:
+            raise _keep_verdicts(error, frame, out_path, scrub) from None
     if out_path is not None:
         t0 = time.perf_counter()
         _write_output(frame, summary.results, out_path, scrub)
@@ -453,6 +535,26 @@ def _read_input(path: Path, model: str | None, settings: Settings) -> _Table:
                   [w for w in bench.warnings if "no reference" not in w], answered_now=True)
 
 
+def _keep_verdicts(error: Any, frame: pd.DataFrame, out: Path | None, scrub: Callable[[object], str]) -> Any:
+    """The store failed mid-run: write the verdicts obtained to `-o` (when given) and say where they are."""
+    results = getattr(error, "results", None)
+    judged = int((results["judge_verdict"] != "").sum()) if results is not None and "judge_verdict" in \
+        results.columns else 0
+    if not judged:
+        return error
+    where = []
+    if out is not None:
+        try:
+            _write_output(frame, results, out, scrub)
+            where.append(str(out))
+        except (OSError, ProctorError) as write_error:
+            where.append(f"not {out} ({write_error})")
+    if error.run_id:
+        where.append(f"run {error.run_id}'s results.csv, if the store took it")
+    error.args = (f"{error}; {judged} verdict(s) obtained are kept: {'; '.join(where) or 'nowhere'}",)
+    return error
+
+
 def _no_answers_message(rows: list[_Row], table: _Table, scrub: Callable[[object], str]) -> str:
     errors = [r.answer_error for r in rows]
     common = max(set(errors), key=errors.count)
@@ -491,6 +593,11 @@ class _Row:
     completion_tokens: float | None
     answer_error: str
     human: str
+    # The judge's verdict already in the file (issue 11's columns), reused by a re-run with the same judge.
+    earlier_judge: str = ""
+    earlier_verdict: str = ""
+    earlier_rationale: str = ""
+    earlier_trace: str = ""
 
 
 def _rows(frame: pd.DataFrame, table: _Table) -> list[_Row]:
@@ -504,14 +611,38 @@ def _rows(frame: pd.DataFrame, table: _Table) -> list[_Row]:
     questions, refs, answers = col(table.question_col), col(table.reference_col), col("llm_answer")
     models, latencies, pt, ct, errors, human = (col("model"), col("latency_s"), col("prompt_tokens"),
                                                 col("completion_tokens"), col("error"), col("human_verdict"))
+    judges, verdicts, rationales, traces = col("judge"), col("judge_verdict"), col("judge_rationale"), col("trace_id")
     rows = []
     for i in range(len(frame)):
         error = errors[i].strip()
         if not error and not answers[i].strip():
             error = "no answer"
         rows.append(_Row(i, questions[i], refs[i], answers[i], models[i] or table.model, _float(latencies[i]),
-                         _float(pt[i]), _float(ct[i]), error, normalise_verdict(human[i])))
+                         _float(pt[i]), _float(ct[i]), error, normalise_verdict(human[i]), judges[i].strip(),
+                         verdicts[i].strip().lower(), rationales[i], traces[i].strip()))
     return rows
+
+
+def _reusable(rows: list[_Row], judge_setup: JudgeSetup | None, judged_names: list[str]) -> dict[int, dict[str, Any]]:
+    """Rows whose correctness verdict by this same judge is already in the file: results, keyed by row index.
+
+    A re-run after a failure (the store locked, the run cancelled, a judge timing out on some rows) then sends the
+    judge only the rows still missing a verdict. Only the correctness verdict is kept in the file, so a run with
+    other judge scorers judges every row.
+    """
+    if judge_setup is None or judged_names != ["correctness"]:
+        return {}
+    reused = {}
+    for r in rows:
+        if r.answer_error or r.earlier_judge != judge_setup.uri or r.earlier_verdict not in ("correct", "incorrect"):
+            continue
+        reused[r.index] = {
+            "correctness/value": "yes" if r.earlier_verdict == "correct" else "no",
+            "correctness/rationale": r.earlier_rationale, "trace_id": r.earlier_trace,
+            "exact_match/value": exact_match_score(r.answer, r.reference),
+            "contains_reference/value": contains_reference_score(r.answer, r.reference),
+        }
+    return reused
 
 
 def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[str], judge_setup: JudgeSetup | None,
@@ -519,7 +650,7 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                     mlflow_env: dict[str, str], scrub: Callable[[object], str], secrets: list[str],
                     settings: Settings, cancel: threading.Event, report: Callable[..., None], log_file: Path,
                     timings: dict[str, float], warnings: list[str], started: float,
-                    extra_tags: dict[str, str] | None = None) -> EvaluationSummary:
+                    extra_tags: dict[str, str] | None = None, reuse: bool = True) -> EvaluationSummary:
     import pandas as pd
 
     from core import __version__
@@ -528,7 +659,13 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
 
     sendable = [r for r in rows if not r.answer_error]
     judged_names = [n for n in names if needs_judge(n)]
-    report("judging", 0, len(sendable), message="starting MLflow")
+    reused = _reusable(sendable, judge_setup, judged_names) if reuse else {}
+    to_judge = [r for r in sendable if r.index not in reused]
+    if reused:
+        source = (table.answers_file or path).name
+        warnings.append(f"{len(reused)} verdict(s) by {judge_setup.uri} reused from {source} (an earlier run): "
+                        f"{len(to_judge)} row(s) sent to the judge; pass --fresh to judge every row again")
+    report("judging", 0, len(to_judge), message="starting MLflow")
     t0 = time.perf_counter()
     with captured_output(log_file, secrets=secrets), contextlib.ExitStack() as scope:
         import mlflow
@@ -566,13 +703,16 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                              f"({describe_store_error(error, tracking)})") from None
         status = "FAILED"
         failure = ""
+        results: pd.DataFrame | None = None
         try:
             retry_locked(lambda: mlflow.log_params({k: scrub(v)[:6000] for k, v in params.items()}))
             results_by_row: dict[int, dict[str, Any]] = {}
             eval_metrics: dict[str, float] = {}
-            if sendable and names:
+            store_failure = ""
+            unstored = 0
+            if to_judge and names:
                 data = []
-                for r in sendable:
+                for r in to_judge:
                     item: dict[str, Any] = {"inputs": {"question": r.question}, "outputs": r.answer}
                     if r.reference.strip():
                         item["expectations"] = {"expected_response": r.reference}
@@ -592,47 +732,93 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
 
                 prefer_json_object(judge_setup)
                 t1 = time.perf_counter()
-                with _environ(mlflow_env), _progress_hook(on_row):
-                    result = mlflow.genai.evaluate(data=data, scorers=scorer_objs)
+                kept = _KeptVerdicts()
+                result = None
+                try:
+                    with _environ(mlflow_env), _progress_hook(on_row), kept.hooked():
+                        result = mlflow.genai.evaluate(data=data, scorers=scorer_objs)
+                except (MlflowException, OSError) as error:
+                    if not kept.active:
+                        raise
+                    # The store failed under evaluate (held by another writer past every wait, say): the verdicts
+                    # the judge gave are kept all the same, logged below, and the run is marked FAILED.
+                    store_failure = describe_store_error(error, tracking)
                 timings["evaluate_s"] = time.perf_counter() - t1
-                eval_metrics = {k: float(v) for k, v in (result.metrics or {}).items()
-                                if v is not None and math.isfinite(float(v))}
-                frame = result.result_df
-                if len(frame) != len(sendable):
-                    raise ProctorError(f"MLflow returned {len(frame)} results for {len(sendable)} rows")
-                for r, (_, res) in zip(sendable, frame.iterrows(), strict=True):
-                    results_by_row[r.index] = res.to_dict()
+                if result is not None:
+                    eval_metrics = {k: float(v) for k, v in (result.metrics or {}).items()
+                                    if v is not None and math.isfinite(float(v))}
+                stored = _stored_trace_ids(result)
+                if kept.active:
+                    for r in to_judge:
+                        res = kept.take(r.question, r.answer)
+                        if res is not None:
+                            if stored is not None and res.get("trace_id") not in stored:
+                                res["trace_id"] = ""  # its trace never reached the store
+                                unstored += 1
+                            results_by_row[r.index] = res
+                    if stored is None:
+                        unstored = -1  # some traces are missing, which ones MLflow did not say
+                    if store_failure:
+                        eval_metrics = _mean_metrics(results_by_row, names)
+                else:  # pragma: no cover - an MLflow without the harness hook: evaluate's own table
+                    frame = result.result_df
+                    if frame is None or len(frame) != len(to_judge):
+                        raise StoreError(f"MLflow returned {0 if frame is None else len(frame)} results for "
+                                         f"{len(to_judge)} rows (see {log_file})")
+                    for r, (_, res) in zip(to_judge, frame.iterrows(), strict=True):
+                        results_by_row[r.index] = res.to_dict()
+            if reused:
+                # evaluate's means covered the rows it was sent: the run's means cover every row.
+                results_by_row.update(reused)
+                eval_metrics = _mean_metrics(results_by_row, names)
             report("logging", len(sendable), len(sendable), message="logging to MLflow")
             t2 = time.perf_counter()
             result_rows = _results_frame(rows, results_by_row, names, judged_names, scrub, timeout)
             results = pd.DataFrame(result_rows, columns=list(result_rows[0]) if result_rows else RESULTS_COLUMNS)
             metrics = _metrics(rows, result_rows, eval_metrics, names)
+            if store_failure:
+                metrics.update({k: v for k, v in eval_metrics.items() if k not in metrics})
             metrics.update(_interval_metrics(rows, result_rows, {**eval_metrics, **metrics}, names))
             usage = _judge_usage(exp.experiment_id, run.info.run_id) if judge_setup and results_by_row else None
             metrics.update(_cost_metrics(rows, model_uri, judge_setup, usage))
-            mlflow.log_metrics(metrics)
+            judged_rows = sum(1 for r in sendable if r.index in results_by_row)
+            if unstored and not store_failure:
+                count = "some" if unstored < 0 else str(unstored)
+                warnings.append(f"{count} verdict(s) could not be stored on their MLflow traces (the store was "
+                                f"busy, see {log_file}): every verdict is in the run's results.csv all the same")
+            retry_locked(lambda: mlflow.log_metrics(metrics))
             with tempfile.TemporaryDirectory(prefix="proctor-eval-") as tmp:
                 from core.csvio import write_csv_atomic
 
                 inputs_copy = Path(tmp) / path.name
                 write_csv_atomic(table_input_frame(path).map(scrub), inputs_copy)
-                mlflow.log_artifact(str(inputs_copy), INPUTS_ARTIFACT_DIR)
+                retry_locked(lambda: mlflow.log_artifact(str(inputs_copy), INPUTS_ARTIFACT_DIR))
                 results_copy = Path(tmp) / RESULTS_ARTIFACT_NAME
                 write_csv_atomic(results, results_copy)
-                mlflow.log_artifact(str(results_copy), RESULTS_ARTIFACT_DIR)
+                retry_locked(lambda: mlflow.log_artifact(str(results_copy), RESULTS_ARTIFACT_DIR))
             timings["log_s"] = time.perf_counter() - t2
+            if store_failure:
+                failure = (f"the MLflow store failed while judging ({store_failure}): {judged_rows} of "
+                           f"{len(sendable)} row(s) judged, their verdicts kept in the run's results.csv")
+                raise StoreError(failure)
             status = "FINISHED"
         except _Cancelled:
             status = "KILLED"
             failure = "cancelled"
             raise EvaluationCancelled(f"the evaluation was cancelled while judging (run {run.info.run_id} is "
                                       "marked KILLED)") from None
+        except StoreError as error:
+            failure = failure or str(error)
+            error.results = results
+            error.run_id = run.info.run_id
+            raise
         except ProctorError as error:
             failure = str(error)
             raise
         except (MlflowException, OSError) as error:
             failure = f"the MLflow store failed: {describe_store_error(error, tracking)}"
-            raise StoreError(f"{failure} while logging run {run.info.run_id} (marked FAILED)") from None
+            raise StoreError(f"{failure} while logging run {run.info.run_id} (marked FAILED)", results=results,
+                             run_id=run.info.run_id) from None
         finally:
             _end_run(mlflow, status, scrub(failure))
             # Traces are exported by a background thread: finish while MLflow's output is still captured, so that
@@ -648,6 +834,17 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
         metrics=all_metrics, results=results, answers_file=table.answers_file, warnings=warnings,
         timings=timings, log_file=log_file,
     )
+
+
+def _stored_trace_ids(result: Any) -> set[str] | None:
+    """The trace ids evaluate read back from the store (its result table): the rows whose trace was written.
+
+    None when evaluate could not build that table (it gives up on the whole table when one trace is missing).
+    """
+    frame = getattr(result, "result_df", None)
+    if frame is None or "trace_id" not in getattr(frame, "columns", ()):
+        return set() if result is None else None
+    return {str(t) for t in frame["trace_id"].tolist()}
 
 
 def _end_run(mlflow: Any, status: str, failure: str) -> None:

@@ -345,3 +345,79 @@ def test_a_second_evaluation_reuses_the_answers_unless_fresh(tmp_path: Path, azu
     assert any("reused" in w and "--fresh" in w for w in again.warnings)
     evaluate_file(bench, judge="none", fresh=True)
     assert model_calls() == 6
+
+
+# ---------------------------------------------------------------- a store locked mid-run; re-runs (issue 10)
+
+
+def _answers_file(path: Path, rows: list[tuple[str, str]], extra: dict[int, dict[str, str]] | None = None) -> Path:
+    """An answers CSV in which every answer is right; `extra` adds cells (e.g. an earlier judge's) to some rows."""
+    import csv
+
+    columns = ["question", "answer", "llm_answer", "model", "judge_verdict", "judge_rationale", "judge"]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        for i, (question, answer) in enumerate(rows):
+            writer.writerow({"question": question, "answer": answer, "llm_answer": f"It is {answer}.",
+                             "model": "azure:/gpt-4.1-mini", **(extra or {}).get(i, {})})
+    return path
+
+
+def _judge_calls(server) -> int:  # noqa: ANN001
+    return sum(1 for item in server.log if "<claim>" in item.question)
+
+
+def test_a_store_locked_mid_run_keeps_every_verdict(tmp_path: Path, azure, tracking: str,  # noqa: ANN001
+                                                    mlflow_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer takes the store as the judge starts and holds it past MLflow's own 20 s wait."""
+    import sqlite3
+
+    from core.csvio import read_table
+    from core.store import StoreError
+
+    azure.behaviour.latency = 0.2
+    monkeypatch.setenv("PROCTOR_STORE_WAIT", "120")
+    answers = _answers_file(tmp_path / "answers.csv", [(q, a) for q, a in QUESTIONS])
+    out = tmp_path / "results.csv"
+    state = {"locked_during_run": False, "done": False}
+
+    def hold_the_store() -> None:
+        while not _judge_calls(azure):
+            time.sleep(0.02)
+        con = sqlite3.connect(mlflow_store / "mlflow.db", timeout=60, isolation_level=None)
+        con.execute("BEGIN EXCLUSIVE")
+        state["locked_during_run"] = not state["done"]
+        time.sleep(25)
+        con.execute("COMMIT")
+        con.close()
+
+    holder = threading.Thread(target=hold_the_store)
+    holder.start()
+    try:
+        summary = evaluate_file(answers, judge="azure:/gpt-4.1-nano", scorers="correctness", output=out,
+                                experiment="locked")
+        assert summary.metrics["accuracy"] == 1.0
+    except StoreError as error:  # the run could not be finished in the store: the verdicts are kept all the same
+        assert "8 verdict(s) obtained are kept" in str(error), error
+    finally:
+        state["done"] = True
+        holder.join()
+    assert state["locked_during_run"], "the lock came too late: the test proved nothing"
+    kept = read_table(out)
+    assert len(kept) == len(QUESTIONS) and (kept["judge_verdict"] == "correct").all()
+
+
+def test_a_rerun_judges_only_the_rows_missing_a_verdict(tmp_path: Path, azure, tracking: str) -> None:  # noqa: ANN001
+    judge = "azure:/gpt-4.1-nano"
+    earlier = {i: {"judge_verdict": "correct", "judge_rationale": "checked before", "judge": judge} for i in range(5)}
+    earlier[5] = {"judge_verdict": "correct", "judge": "azure:/another-judge"}  # another judge's verdict: asked again
+    answers = _answers_file(tmp_path / "answers.csv", QUESTIONS, earlier)
+    summary = evaluate_file(answers, judge=judge, experiment="rerun")
+    assert _judge_calls(azure) == 3
+    assert any("5 verdict(s) by azure:/gpt-4.1-nano reused" in w and "--fresh" in w for w in summary.warnings)
+    assert summary.metrics["accuracy"] == 1.0 and summary.metrics["correctness/mean"] == 1.0
+    assert summary.metrics["exact_match/mean"] == 0.0  # "It is 7." is not "7": over all 8 rows, not just 3
+    assert summary.results["judge_rationale"].tolist()[:5] == ["checked before"] * 5
+    evaluate_file(answers, judge=judge, experiment="rerun", fresh=True)
+    assert _judge_calls(azure) == 3 + len(QUESTIONS)
