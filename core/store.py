@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from core.errors import ConfigError, ProctorError
@@ -51,9 +51,17 @@ _LOCKED = re.compile(r"database (table )?is locked|database is busy|SQLITE_BUSY"
 
 
 class StoreError(ProctorError):
-    """The tracking store failed while a run was being logged (locked too long, disk full...)."""
+    """The tracking store failed while a run was being logged (locked too long, disk full...).
+
+    `results`: what was obtained before it failed (an evaluation's per-row verdicts), for the caller to keep.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str, *, results: Any = None, run_id: str = "") -> None:
+        super().__init__(message)
+        self.results = results
+        self.run_id = run_id
 
 
 @dataclass
@@ -177,7 +185,7 @@ def _nearest_folder(path: Path) -> Path:
     return folder
 
 
-def _probe_writable(folder: Path, where: str) -> None:
+def _probe_writable(folder: Path, where: str, what: str = "") -> None:
     """Create and remove a small file in `folder`: SQLite needs the folder too (its journal lives beside it)."""
     try:
         fd, name = tempfile.mkstemp(prefix=".proctor-probe-", dir=folder)
@@ -194,7 +202,7 @@ def _probe_writable(folder: Path, where: str) -> None:
             reason = "the folder is read-only"
         else:
             reason = error.strerror or str(error)
-        raise ConfigError(f"{where}: cannot write in {folder} ({reason}): free space there, or set "
+        raise ConfigError(f"{where}: cannot write in {folder}{what} ({reason}): free space there, or set "
                           "MLFLOW_TRACKING_URI to a store in a writable folder") from None
 
 
@@ -397,7 +405,24 @@ def check_store(experiment: str | None = None, *, writable: bool = True,
     if found is not None:
         _refuse_deleted(experiment, found.lifecycle_stage, found.experiment_id, info.shown)
         info.experiment_id = found.experiment_id
+    if writable and info.kind == "sqlite":
+        _check_artifact_folder(found, where)
     return info
+
+
+def _check_artifact_folder(experiment: object | None, where: str) -> None:
+    """A SQLite store keeps runs' files (artifacts) elsewhere: the experiment's folder, or ./mlruns for a new one."""
+    from urllib.parse import unquote
+
+    location = str(getattr(experiment, "artifact_location", "") or "")
+    if location.startswith("file://"):
+        folder = Path(unquote(urlsplit(location).path))
+    elif location and "://" in location:
+        return  # a remote artifact store (s3://, ...): only MLflow can tell
+    else:
+        # MLflow's default artifact root for a SQL store: ./mlruns in the folder it is started from.
+        folder = Path(location) if location else Path.cwd() / "mlruns"
+    _probe_writable(_nearest_folder(folder / "x"), where, f", where MLflow keeps the runs' files ({folder})")
 
 
 def retry_locked(action: Callable[[], T], *, wait_s: float | None = None,

@@ -117,6 +117,20 @@ def _all_handlers() -> list[logging.Handler]:
     return [handler for logger in loggers for handler in logger.handlers]
 
 
+def _open_log(target: Path) -> TextIO:
+    """`target` opened for appending; where it cannot be written (a read-only folder, a full disk), the state
+    folder's `mlflow.log`, else nowhere: a log that cannot be written must not stop an evaluation."""
+    from core.local_model import state_dir
+
+    for candidate in (target, state_dir() / LOG_FILE_NAME):
+        try:
+            candidate.parent.mkdir(parents=True, exist_ok=True)
+            return open(candidate, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 - the caller closes it
+        except OSError:
+            continue
+    return open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+
+
 @contextlib.contextmanager
 def captured_output(path: str | os.PathLike[str] | None = None, secrets: list[str] | None = None) -> Iterator[TextIO]:
     """Send stdout, stderr and MLflow's log records to `path` (default `log_path()`) for the duration.
@@ -127,9 +141,7 @@ def captured_output(path: str | os.PathLike[str] | None = None, secrets: list[st
     catches it; handlers that hold a stream of their own are swapped for one that writes to the file. This
     swaps process-wide streams: the app's screen is safe because Textual draws on `sys.__stderr__`.
     """
-    target = Path(path) if path else log_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "a", encoding="utf-8", errors="replace") as raw:
+    with _open_log(Path(path) if path else log_path()) as raw:
         handle: TextIO = _ScrubbingWriter(raw, secrets) if secrets else raw  # type: ignore[assignment]
         swapped: list[tuple[logging.StreamHandler, TextIO]] = []
         for logger in _mlflow_loggers():

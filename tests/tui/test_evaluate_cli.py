@@ -210,3 +210,43 @@ def test_a_read_only_or_full_store_folder_is_one_line(tmp_path: Path, mount: str
     assert done.returncode == 2, done.stderr
     _one_line_error(done.stderr)
     assert message in done.stderr
+
+
+@pytest.mark.skipif(not _can_mount(), reason="needs `unshare -m` (a private mount namespace) for a read-only folder")
+@pytest.mark.parametrize("artifacts", ["in the read-only folder", "elsewhere"])
+def test_evaluate_from_a_read_only_folder(tmp_path: Path, artifacts: str) -> None:
+    """The answers file and the current folder are read-only (a shared course folder); the store is elsewhere.
+
+    MLflow keeps a SQLite store's artifacts in ./mlruns of the folder it runs in: that is refused at once, one line.
+    With the experiment's artifacts in a writable place, the run is logged and MLflow's log goes to the state folder.
+    """
+    import os
+    import subprocess
+    import sys
+
+    work = tmp_path / "course"
+    work.mkdir()
+    answers = work / "answers.csv"
+    answers.write_text("question,answer,llm_answer,model\nQ?,Paris,Paris,openai:/m\n", encoding="utf-8")
+    before = answers.read_bytes()
+    store = tmp_path / "store"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OPENAI_", "AZURE_", "PROCTOR_"))}
+    env.update(MLFLOW_TRACKING_URI=f"sqlite:///{store}/mlflow.db", MLFLOW_DISABLE_TELEMETRY="true",
+               MLFLOW_MODEL_CATALOG_URI="", PROCTOR_STATE_DIR=str(tmp_path / "state"),
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    if artifacts == "elsewhere":
+        setup = (f"import mlflow; mlflow.set_tracking_uri('sqlite:///{store}/mlflow.db'); "
+                 f"mlflow.create_experiment('proctor', artifact_location='{(tmp_path / 'artifacts').as_uri()}')")
+        subprocess.run([sys.executable, "-c", setup], env=env, check=True, capture_output=True, timeout=300)
+    script = (f"mount --bind {work} {work} && mount -o remount,ro,bind {work} && cd {work} && "
+              f"exec {sys.executable} -m tui.cli evaluate answers.csv --judge none -q")
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert "Traceback" not in done.stderr and answers.read_bytes() == before
+    if artifacts == "elsewhere":
+        assert done.returncode == 0, done.stderr
+        assert "run id: " in done.stdout
+        assert (tmp_path / "state" / "mlflow.log").exists()  # MLflow's output went to the state folder instead
+    else:
+        assert done.returncode == 2, done.stderr
+        assert f"cannot write in {work}, where MLflow keeps the runs' files" in _one_line_error(done.stderr)
