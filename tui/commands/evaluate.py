@@ -36,8 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", metavar="RESULTS.csv",
                         help="write the per-row results here (the answers plus the judge's columns)")
     parser.add_argument("--fresh", action="store_true",
-                        help="for a benchmark: ask every question again instead of reusing an earlier answers file "
-                             "by the same model")
+                        help="start over: for a benchmark, ask every question again instead of reusing an earlier "
+                             "answers file by the same model; judge every row again instead of reusing the "
+                             "verdicts the file holds from the same judge")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     parser.set_defaults(func=run)
 
