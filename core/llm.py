@@ -203,7 +203,7 @@ def describe_error(exc: BaseException, timeout: float | None = None) -> str:
     if fault:
         return fault
     if isinstance(exc, _BadResponse):
-        return str(exc)
+        return one_line(scrub(str(exc)))[:300]  # it may quote the server's page
     name = type(exc).__name__
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "Timeout" in name:
         return f"timeout: no answer within {timeout:g} s (PROCTOR_TIMEOUT)" if timeout else "timeout"
