@@ -360,13 +360,14 @@ def _refuse_deleted(experiment: str | None, stage: str, experiment_id: str, show
 
 
 def check_store(experiment: str | None = None, *, writable: bool = True,
-                secrets: list[str] | None = None) -> StoreInfo:
+                secrets: list[str] | None = None, quick: bool = False) -> StoreInfo:
     """Check that the tracking store in force can serve, before anything costly; return what was found.
 
     `experiment`: also check that this experiment is not deleted. `writable`: the caller will log to the store
     (a missing SQLite file is then fine: MLflow creates it; its folder must be writable). A read-only caller
     (`runs`) on a missing SQLite file gets back without MLflow being touched. Raises `ConfigError` (exit 2) with
-    one line naming the store.
+    one line naming the store. `quick`: only what needs no mlflow import (an HTTP store is checked in full; a
+    SQLite file's header and tables, its folder), for a first check before slow work such as reading the input.
     """
     from core.tracking import MLFLOW_LOCK, captured_output, configure_mlflow
 
@@ -388,6 +389,8 @@ def check_store(experiment: str | None = None, *, writable: bool = True,
         return info
     elif scheme == "file" or not scheme:
         info.kind = "file"
+    if quick:
+        return info
     where = _where(uri)
     with MLFLOW_LOCK, captured_output(secrets=secrets), bounded_http():
         try:
