@@ -479,3 +479,14 @@ def test_a_rate_limit_storm_loses_no_row(seed, fake_server, monkeypatch):
     assert sorted(a.key for a in answers if a.ok) == list(range(100)), [a.error for a in answers if not a.ok]
     statuses = [info.status for info in fake_server.log]
     assert statuses.count(429) > 5 and statuses.count(500) > 3  # the storm really blew
+
+
+def test_the_rate_limit_budget_is_a_setting(monkeypatch):
+    from core.config import Settings
+
+    assert Settings().rate_limit_wait == 300 and Settings().max_retries == 6
+    monkeypatch.setenv("PROCTOR_RATE_LIMIT_WAIT", "42")
+    assert CallOptions.from_settings(load_settings()).rate_limit_wait == 42
+    monkeypatch.setenv("PROCTOR_RATE_LIMIT_WAIT", "-1")
+    with pytest.raises(ConfigError, match="PROCTOR_RATE_LIMIT_WAIT must be a number of seconds"):
+        load_settings()
