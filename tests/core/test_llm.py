@@ -490,3 +490,8 @@ def test_the_rate_limit_budget_is_a_setting(monkeypatch):
     monkeypatch.setenv("PROCTOR_RATE_LIMIT_WAIT", "-1")
     with pytest.raises(ConfigError, match="PROCTOR_RATE_LIMIT_WAIT must be a number of seconds"):
         load_settings()
+
+
+async def test_llm_query_works_inside_a_running_event_loop(openai_env):
+    # A notebook runs an event loop in the thread that calls llm_query: the engine then runs in a thread of its own.
+    assert core.llm_query("from a notebook") == "Answer from gpt-4.1-mini: from a notebook"
