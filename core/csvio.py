@@ -157,8 +157,9 @@ def _delimiter(text: str) -> str:
         return max(counts, key=lambda d: counts[d])
 
 
-def _records(text: str, delimiter: str, path: Path) -> list[tuple[int, list[str]]]:
-    """(line number, cells) of every record with a non-blank cell. Strict: malformed quoting is an `InputError`."""
+def _records(text: str, delimiter: str, path: Path) -> list[tuple[int, int, list[str]]]:
+    """(first line, last line, cells) of every record with a non-blank cell. Strict: malformed quoting is an
+    `InputError`."""
     csv.field_size_limit(_FIELD_LIMIT)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     records = []
@@ -176,7 +177,7 @@ def _records(text: str, delimiter: str, path: Path) -> list[tuple[int, list[str]
             raise InputError(f"{path}: line {start}: a quoted cell is not closed properly ({error}{seen}; a quote "
                              'inside a quoted cell is written "")') from None
         if any(cell.strip() for cell in row):
-            records.append((start, row))
+            records.append((start, reader.line_num, row))
 
 
 def _unique_names(header: list[str]) -> list[str]:
@@ -214,18 +215,26 @@ def read_csv(path: str | os.PathLike[str], *, ours: bool | None = None, rewrite:
     records = _records(text, _delimiter(text), path)
     if not records:
         raise InputError(f"{path} is empty")
-    header_line, header = records[0]
+    header_line, _, header = records[0]
     width = len(header)
+    named = width
+    while named and not header[named - 1].strip():
+        named -= 1  # a trailing delimiter on the header line, not a column
     rows = []
-    for line, row in records[1:]:
+    for start, end, row in records[1:]:
         if len(row) > width:
             if any(cell.strip() for cell in row[width:]):
-                raise InputError(f"{path}: line {line} has {len(row)} cells but the header (line {header_line}) has "
+                raise InputError(f"{path}: line {start} has {len(row)} cells but the header (line {header_line}) has "
                                  f"{width}")
             row = row[:width]
+        if len(row) < named and end > start:
+            # A stray quote that swallowed the lines up to a quote at a line end leaves a short row spanning them.
+            raise InputError(f"{path}: line {start}: a quoted cell runs on to line {end} and the row has only "
+                             f"{len(row)} of {named} cells: a quote that never closes? (a row meant so must have all "
+                             "its cells)")
         rows.append(row + [""] * (width - len(row)))
-    while width and not header[width - 1].strip() and not any(row[width - 1] for row in rows):
-        width -= 1  # a trailing delimiter on the header line, not a column
+    while width > named and not any(row[width - 1] for row in rows):
+        width -= 1
     if not width:
         raise InputError(f"{path} has no header row")
     if ours is None:

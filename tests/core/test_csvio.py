@@ -145,6 +145,13 @@ def test_a_quote_swallowing_later_rows_is_refused_with_its_line(tmp_path):
         read_table(path)
 
 
+def test_a_quote_closed_only_at_a_later_line_end_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "bench.csv"
+    path.write_text('question,answer\nQ1,A1\n"Q2 opens,A2\nQ3,A3\nQ4,size 5"\nQ5,A5\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"line 3: a quoted cell runs on to line 5 and the row has only 1 of 2 cells"):
+        read_table(path)
+
+
 def test_a_row_with_more_cells_than_the_header_is_refused_with_its_line(tmp_path):
     path = tmp_path / "bench.csv"
     path.write_text('question,answer\nQ1,A1\n"Q2\non two lines",A2\nQ3,A3,surplus\n', encoding="utf-8")
