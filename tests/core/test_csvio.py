@@ -287,6 +287,24 @@ def test_cli_answer_refuses_an_unclosed_quote_with_exit_2_and_its_line(openai_en
     assert not (tmp_path / "out.csv").exists() and openai_env.questions() == []
 
 
+def test_cli_answer_never_rewrites_an_answers_file_with_a_bad_note(openai_env, tmp_path, capsys):
+    path = tmp_path / "bench.csv"
+    path.write_text("question,answer\n" + "".join(f"Q{i}?,A{i}\n" for i in range(48)), encoding="utf-8")
+    assert main(["answer", str(path), "-o", "out.csv"]) == 0
+    out = tmp_path / "out.csv"
+    lines = out.read_bytes().split(b"\r\n")
+    lines[0] += b",human_verdict,human_note"
+    lines[1:49] = [line + b",correct," for line in lines[1:49]]
+    lines[5] += b'"a note a spreadsheet left open'  # the note's quote never closes
+    out.write_bytes(b"\r\n".join(lines))
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(["answer", str(path), "-o", "out.csv"]) == 2
+    assert "line 6: a quote opens a cell and never closes" in capsys.readouterr().err
+    assert main(["grade", "out.csv", "--stats"]) == 2
+    assert out.read_bytes() == before
+
+
 def test_cli_answer_sends_and_keeps_every_cell_exactly(openai_env, tmp_path, capsys):
     path = tmp_path / "bench.csv"
     cells = [["'+' in Python: what does it do?", "'-'"], ["=1+1", "+2"], ["Café\ttab \"quoted\"\nnext line", "é"]]
