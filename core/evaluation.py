@@ -787,8 +787,9 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
             judged_rows = sum(1 for r in sendable if r.index in results_by_row)
             if unstored and not store_failure:
                 count = "some" if unstored < 0 else str(unstored)
-                warnings.append(f"{count} verdict(s) could not be stored on their MLflow traces (the store was "
-                                f"busy, see {log_file}): every verdict is in the run's results.csv all the same")
+                warnings.append(f"{count} row(s) could not be stored on their MLflow traces (the store refused the "
+                                f"writes: held by another writer, or full; see {log_file}): every row's verdict is "
+                                "in the run's results.csv and metrics all the same")
             retry_locked(lambda: mlflow.log_metrics(metrics))
             with tempfile.TemporaryDirectory(prefix="proctor-eval-") as tmp:
                 from core.csvio import write_csv_atomic

@@ -250,3 +250,32 @@ def test_evaluate_from_a_read_only_folder(tmp_path: Path, artifacts: str) -> Non
     else:
         assert done.returncode == 2, done.stderr
         assert f"cannot write in {work}, where MLflow keeps the runs' files" in _one_line_error(done.stderr)
+
+
+@pytest.mark.skipif(not _can_mount(), reason="needs `unshare -m` (a private mount namespace) to mount a small tmpfs")
+def test_a_store_whose_disk_fills_during_the_run_is_one_line(tmp_path: Path) -> None:
+    """A real MLflow store on a tmpfs with a few pages left: the run's own writes fill the disk."""
+    import os
+    import subprocess
+    import sys
+
+    template = tmp_path / "template.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OPENAI_", "AZURE_", "PROCTOR_"))}
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", MLFLOW_MODEL_CATALOG_URI="", PROCTOR_STATE_DIR=str(tmp_path / "s"),
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    setup = (f"import mlflow; mlflow.set_tracking_uri('sqlite:///{template}'); "
+             f"mlflow.create_experiment('proctor', artifact_location='{(tmp_path / 'artifacts').as_uri()}')")
+    subprocess.run([sys.executable, "-c", setup], env=env, check=True, capture_output=True, timeout=300)
+    answers = tmp_path / "answers.csv"
+    answers.write_text("question,answer,llm_answer,model\n" + "".join(
+        f"Question {i} {'x' * 300},{i},It is {i}. {'y' * 500},openai:/m\n" for i in range(40)), encoding="utf-8")
+    full = tmp_path / "full"
+    full.mkdir()
+    size = (template.stat().st_size // 4096 + 8) * 4096  # room for the store and 8 pages more
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{full}/mlflow.db"
+    script = (f"mount -t tmpfs -o size={size} tmpfs {full} && cp {template} {full}/mlflow.db && cd {tmp_path} && "
+              f"exec {sys.executable} -m tui.cli evaluate {answers} --judge none -q")
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode in (1, 2), done.stderr  # 2 when the check already finds no room, 1 once the run started
+    assert "the disk is full" in _one_line_error(done.stderr)
