@@ -1,7 +1,7 @@
 """The Grade pane: grade an answers CSV by hand, one row at a time, keyboard only.
 
 Keys: y correct, n incorrect (both save, then move on), s skip, u undo, e note, j/k and arrows move, g next
-ungraded, b blind, t table, d disagreements with the judge, r reload, o open, w take over, ? help, q quit.
+ungraded, b blind, t table, d disagreements with the judge, r reload, o open, w take over, ? help, q closes the file (Ctrl+Q quits the app).
 
 One writer at a time: the pane's session holds the file's lock (core.filelock) while the file is open here. When
 another process holds it (`proctor answer` resuming the file, another Proctor grading it), the file opens read-only
@@ -58,7 +58,7 @@ class GradePane(Vertical, can_focus=True):
         Binding("e", "note", "Note", id="grade.note"),
         # Help and quit before the rest: at 80 columns the footer has room for about this much.
         Binding("question_mark", "help", "Help", id="grade.help"),
-        Binding("q", "quit", "Quit", id="grade.quit"),
+        Binding("q", "close", "Close", id="grade.close"),
         Binding("j,down", "move(1)", "Next", show=False, id="grade.next"),
         Binding("k,up", "move(-1)", "Previous", show=False, id="grade.previous"),
         Binding("g", "next_ungraded", "Ungraded", id="grade.ungraded"),
@@ -243,6 +243,7 @@ class GradePane(Vertical, can_focus=True):
     def _go(self, row: int | None) -> None:
         self.current = row
         self._render_row()
+        self._render_position()
         if self.table_mode and row is not None and self._table_built:
             table = self.query_one(DataTable)
             index = table.get_row_index(str(row))
@@ -568,11 +569,22 @@ class GradePane(Vertical, can_focus=True):
     def action_help(self) -> None:
         self.app.push_screen(GradeHelpScreen())
 
-    def action_quit(self) -> None:
-        # Every verdict shown as saved is on disk; one still being written is waited for, then the app exits.
-        if self._deferred(self.action_quit):
+    def action_close(self) -> None:
+        """Close the file and go back to the picker (Ctrl+Q quits the app). A save in flight finishes first."""
+        if self._deferred(self.action_close) or self.session is None:
             return
-        self.app.exit()
+        session, self.session = self.session, None
+        session.close()
+        self.current = None
+        self.blocked = None
+        self.changed_on_disk = False
+        self.disagreement_mode = False
+        self._table_built = False
+        self.query_one("#grade-view").display = False
+        self.query_one("#grade-open").display = True
+        self.query_one(CsvPicker).refresh_files()
+        self.focus_default()
+        self.notify("File closed: every verdict is saved.", timeout=3)
 
     # -- the table
 
@@ -583,16 +595,20 @@ class GradePane(Vertical, can_focus=True):
         if s.has_judge and not self.blind:
             judge_label, judge_style = VERDICT_MARKS[s.judge(row)]
             cells.append(Text(judge_label, style=judge_style))
+        # Clipped so that question, reference and the start of the answer fit on one 80-column screen.
+        for text, width in ((s.question(row), 40), (s.reference(row), 24), (s.answer(row), 60)):
+            flat = " ".join(text.split())
+            cells.append(Text(flat if len(flat) <= width else flat[:width - 1] + "…"))
         cells.append(Text(s.note(row)[:30]))
-        cells.append(Text(" ".join(s.question(row).split())[:200]))
         return cells
 
     def _build_table(self) -> None:
         table = self.query_one(DataTable)
         table.clear(columns=True)
         keys = ["row", "verdict"] + (["judge"] if self.session.has_judge and not self.blind else []) + \
-            ["note", "question"]
-        labels = {"row": "Row", "verdict": "You", "judge": "Judge", "note": "Note", "question": "Question"}
+            ["question", "reference", "answer", "note"]
+        labels = {"row": "Row", "verdict": "You", "judge": "Judge", "note": "Note", "question": "Question",
+                  "reference": "Reference", "answer": "Answer"}
         for key in keys:
             table.add_column(labels[key], key=key)
         for row in self.session.order:
@@ -628,12 +644,17 @@ class GradePane(Vertical, can_focus=True):
         self._render_row()
         self._render_status()
 
-    def _render_status(self) -> None:
+    def _file_label(self) -> str:
+        # Blind grading must not learn the model from the file name (`bench.answers.gpt-4.1-mini.csv`).
+        return "this file" if self.blind else self.session.path.name
+
+    def _render_position(self) -> None:
+        """The header line: the file, and the row on screen (it must always name the row shown)."""
         s = self.session
         if s is None:
             return
         position = Text()
-        position.append(s.path.name, style="bold")
+        position.append("blind grading" if self.blind else s.path.name, style="bold")
         if self.current is not None:
             position.append(f"  row {self.current + 1} of {s.rows}")
             if s.sample_order is not None and self.current in s.sample_order:
@@ -645,6 +666,12 @@ class GradePane(Vertical, can_focus=True):
         if self.blind:
             position.append("  · BLIND", style="bold magenta")
         self.query_one("#grade-position", Static).update(position)
+
+    def _render_status(self) -> None:
+        s = self.session
+        if s is None:
+            return
+        self._render_position()
 
         st = s.stats()
         line = Text()
@@ -664,15 +691,15 @@ class GradePane(Vertical, can_focus=True):
         banner = self.query_one("#grade-banner", Static)
         if self.locked is not None:
             if self.lock_free:
-                text = (f"READ-ONLY: the other writer has let go of {s.path.name}. Press w to take over "
+                text = (f"READ-ONLY: the other writer has let go of {self._file_label()}. Press w to take over "
                         "(the file is read again).")
             else:
-                text = (f"READ-ONLY: {s.path.name} is being written by {self.locked}. Nothing is saved here; "
+                text = (f"READ-ONLY: {self._file_label()} is being written by {self.locked}. Nothing is saved here; "
                         "w takes over once it is done.")
             banner.update(Text(text, style="bold"))
             banner.display = True
         elif self.blocked is not None or self.changed_on_disk:
-            text = f"{s.path.name} changed on disk since it was opened: nothing is written over it. "
+            text = f"{self._file_label()} changed on disk since it was opened: nothing is written over it. "
             text += "r reloads it" + (" and saves your last verdict" if self.blocked else "") + "."
             banner.update(Text(text))
             banner.display = True

@@ -30,7 +30,7 @@ GRADE_KEYS = (
     ("r", "reload the file after it changed on disk"),
     ("o", "open another CSV"),
     ("?", "this help"),
-    ("q", "quit (every verdict is already saved)"),
+    ("q", "close the file (every verdict is already saved); Ctrl+Q quits the app"),
 )
 
 
