@@ -13,12 +13,13 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Header, TabbedContent, TabPane
 
 from tui.panes.chat import ChatPane
 from tui.panes.evaluate import EvaluatePane
 from tui.panes.grade import GradePane
 from tui.panes.runs import RunsPane
+from tui.widgets.fitting_footer import FittingFooter
 
 HERE = Path(__file__).parent
 
@@ -66,7 +67,7 @@ class ProctorApp(App[None]):
                 yield EvaluatePane()
             with TabPane("Runs [dim]F5[/]", id="runs"):
                 yield RunsPane()
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         if self._warm_up:

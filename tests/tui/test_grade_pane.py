@@ -152,7 +152,8 @@ async def test_blind_mode_hides_model_run_and_judge(tmp_path: Path) -> None:
         assert "BLIND" in status(app) and "judge" not in status(app)
         await press(pilot, "t")
         table = app.query_one("#grade-table")
-        assert [str(c.label) for c in table.columns.values()] == ["Row", "You", "Note", "Question"]
+        assert [str(c.label) for c in table.columns.values()] == ["Row", "You", "Question", "Reference", "Answer",
+                                                                 "Note"]
 
 
 async def test_blind_from_the_command_line(tmp_path: Path) -> None:
@@ -217,16 +218,54 @@ async def test_help_screen_lists_the_keys(tmp_path: Path) -> None:
         assert not isinstance(app.screen, GradeHelpScreen)
 
 
-async def test_q_quits(tmp_path: Path) -> None:
+async def test_q_closes_the_file_and_ctrl_q_quits(tmp_path: Path) -> None:
     path = answers_csv(tmp_path / "a.csv")
     app = grade_app(path)
     async with app.run_test() as pilot:
         await settle(pilot)
+        pane = app.query_one(GradePane)
         await pilot.press("y")
-        await pilot.press("q")
+        await press(pilot, "q")
+        # The pending verdict was saved first; the file is closed and the picker is back, focused on its path field.
+        assert pane.session is None and app.is_running
+        assert app.query_one("#grade-open").display and not app.query_one("#grade-view").display
+        assert app.focused is app.query_one("#csv-picker-input")
+        assert verdicts(path)[0] == "correct"
+        await pilot.press("ctrl+q")
         await pilot.pause()
     assert app.return_code == 0
-    assert verdicts(path)[0] == "correct"
+
+
+async def test_the_header_always_names_the_row_on_screen(tmp_path: Path) -> None:
+    app = grade_app(answers_csv(tmp_path / "a.csv"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        pane = app.query_one(GradePane)
+
+        def header_row() -> str:
+            return str(app.query_one("#grade-position").render()).split("row ")[1].split(" of")[0]
+
+        def shown_question() -> str:
+            return str(app.query_one("#grade-question").render())
+
+        for keys in (["y", "y", "y"], ["s"], ["j"], ["k"], ["k"], ["g"]):
+            await press(pilot, *keys)
+            assert header_row() == str(pane.current + 1)
+            assert f"number {pane.current}?" in shown_question()
+        await press(pilot, "e")
+        assert f"row {pane.current + 1}" in str(app.screen.query_one("Label").render())
+        await press(pilot, "escape")
+
+
+async def test_blind_mode_hides_the_model_in_the_file_name(tmp_path: Path) -> None:
+    path = answers_csv(tmp_path / "bench.answers.openai-gpt-4.1-mini.csv")
+    app = grade_app(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert "gpt-4.1-mini" in str(app.query_one("#grade-position").render())
+        await press(pilot, "b")
+        screen_text = " ".join(str(w.render()) for w in app.query("Static") if w.display)
+        assert "gpt-4.1-mini" not in screen_text and "BLIND" in screen_text
 
 
 async def test_without_a_file_the_pane_offers_the_csvs_here(tmp_path: Path) -> None:
@@ -236,11 +275,19 @@ async def test_without_a_file_the_pane_offers_the_csvs_here(tmp_path: Path) -> N
     async with app.run_test() as pilot:
         await settle(pilot)
         pane = app.query_one(GradePane)
-        await press(pilot, "y")  # no file: nothing happens, no crash
+        await press(pilot, "y")  # no file: the key is typed into the path field, no verdict, no crash
+        assert app.query_one("#csv-picker-input").value == "y"
+        app.query_one("#csv-picker-input").value = ""
         options = app.query_one("#csv-picker-options")
-        assert {str(options.get_option_at_index(i).prompt) for i in range(options.option_count)} == \
+        assert {options.get_option_at_index(i).id for i in range(options.option_count)} == \
             {"answers.csv", "broken.csv"}
-        pilot.app.query_one("#csv-picker-input").focus()
+        # Each file says what it holds, once a worker has read it.
+        prompts = {options.get_option_at_index(i).id: str(options.get_option_at_index(i).prompt)
+                   for i in range(options.option_count)}
+        assert "6 rows · 0 graded · judged" in prompts["answers.csv"]
+        assert "benchmark · 1 question" in prompts["broken.csv"]
+        # Focus starts in the path field, and what is typed is what opens (not the list's highlighted entry).
+        assert app.focused is app.query_one("#csv-picker-input")
         await pilot.press(*"broken.csv")
         await press(pilot, "enter")
         assert pane.session is None

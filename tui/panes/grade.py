@@ -1,7 +1,8 @@
 """The Grade pane: grade an answers CSV by hand, one row at a time, keyboard only.
 
 Keys: y correct, n incorrect (both save, then move on), s skip, u undo, e note, j/k and arrows move, g next
-ungraded, b blind, t table, d disagreements with the judge, r reload, o open, w take over, ? help, q closes the file (Ctrl+Q quits the app).
+ungraded, b blind, t table, d disagreements with the judge, r reload, o open, w take over, ? help,
+q closes the file (Ctrl+Q quits the app).
 
 One writer at a time: the pane's session holds the file's lock (core.filelock) while the file is open here. When
 another process holds it (`proctor answer` resuming the file, another Proctor grading it), the file opens read-only

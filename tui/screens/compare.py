@@ -19,7 +19,9 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
+
+from tui.widgets.fitting_footer import FittingFooter
 
 if TYPE_CHECKING:
     from core.runs import Comparison
@@ -51,7 +53,7 @@ class CompareScreen(Screen[None]):
         with VerticalScroll(id="compare-body"):
             yield DataTable(id="compare-metrics", cursor_type="row", show_cursor=False)
             yield Static("", id="compare-rows")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#compare-metrics", DataTable)

@@ -16,7 +16,9 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
+
+from tui.widgets.fitting_footer import FittingFooter
 
 if TYPE_CHECKING:
     from core.runs import RunDetail
@@ -46,7 +48,7 @@ class RunDetailScreen(Screen[None]):
         yield DataTable(id="detail-table", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="detail-row-box"):
             yield Static("", id="detail-row")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#detail-table", DataTable)

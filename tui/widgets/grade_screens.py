@@ -6,13 +6,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option, OptionDoesNotExist
+
+from tui.widgets.path_input import PathInput
+
+MAX_DESCRIBED = 50  # reading every CSV of a big folder would keep a worker busy for nothing
 
 GRADE_KEYS = (
     ("y", "the answer is correct (saved, then the next row)"),
@@ -45,23 +50,66 @@ def csv_files(folder: Path | None = None) -> list[str]:
 
 
 class CsvPicker(Vertical):
-    """Type a path or choose one of the CSV files in the current folder; posts `Picked`."""
+    """Type a path (Enter opens what is typed, Tab completes it) or choose from the CSV files here (Down moves
+    into the list, which tells for each file its rows, how many are graded and whether a judge has judged it).
+    Posts `Picked`."""
+
+    BINDINGS = [Binding("down", "to_list", "Files", show=False, id="csv_picker.to_list")]
 
     @dataclass
     class Picked(Message):
         path: str
 
+    @dataclass
+    class FilesDescribed(Message):
+        descriptions: dict[str, str]
+
     def compose(self) -> ComposeResult:
         yield Label("[b]Open an answers CSV[/]  (from `proctor answer` or `proctor evaluate`)")
-        yield Input(placeholder="path/to/answers.csv  (Enter opens)", id="csv-picker-input")
-        files = csv_files()
-        yield Static("CSV files here:" if files else "No CSV files in this folder: type a path.", classes="muted")
-        yield OptionList(*files, id="csv-picker-options")
+        yield PathInput(placeholder="path/to/answers.csv  (Enter opens, Tab completes, ↓ lists)",
+                        id="csv-picker-input")
+        yield Static("", id="csv-picker-heading", classes="muted")
+        yield OptionList(id="csv-picker-options")
         yield Static("", id="csv-picker-error", classes="error")
 
+    def on_mount(self) -> None:
+        self.refresh_files()
+
+    def refresh_files(self) -> None:
+        """List the CSV files here again (files made since are offered), then describe each in a worker."""
+        files = csv_files()
+        self.query_one("#csv-picker-heading", Static).update(
+            "CSV files here (↓ to choose):" if files else "No CSV files in this folder: type a path.")
+        options = self.query_one("#csv-picker-options", OptionList)
+        options.clear_options()
+        options.add_options([Option(Text(name), id=name) for name in files])
+        if files:
+            self._describe(files)
+
+    @work(thread=True, exclusive=True, group="csv-picker")
+    def _describe(self, files: list[str]) -> None:
+        from core.overview import describe_csv
+
+        self.post_message(self.FilesDescribed({name: describe_csv(name) for name in files[:MAX_DESCRIBED]}))
+
+    def on_csv_picker_files_described(self, message: FilesDescribed) -> None:
+        options = self.query_one("#csv-picker-options", OptionList)
+        for name, description in message.descriptions.items():
+            try:
+                options.replace_option_prompt(name, Text.assemble(name, ("  " + description, "dim")))
+            except OptionDoesNotExist:
+                continue  # the list was refreshed meanwhile
+
     def focus_default(self) -> None:
+        # What is typed wins: focus starts in the path field; the list is a helper one key away.
+        self.query_one(PathInput).focus()
+
+    def action_to_list(self) -> None:
         options = self.query_one(OptionList)
-        (options if options.option_count else self.query_one(Input)).focus()
+        if options.option_count and self.query_one(PathInput).has_focus:
+            options.focus()
+            if options.highlighted is None:
+                options.highlighted = 0
 
     def show_error(self, text: str) -> None:
         self.query_one("#csv-picker-error", Static).update(Text(text))
@@ -69,7 +117,7 @@ class CsvPicker(Vertical):
     @on(OptionList.OptionSelected, "#csv-picker-options")
     def _picked_option(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        self.post_message(self.Picked(str(event.option.prompt)))
+        self.post_message(self.Picked(str(event.option.id)))
 
     @on(Input.Submitted, "#csv-picker-input")
     def _typed(self, event: Input.Submitted) -> None:
