@@ -140,6 +140,8 @@ def format_cost(value: float | None) -> str:
         return "unknown"
     if value == 0:
         return "$0"
+    if value < 0.0001:
+        return "$" + f"{value:.8f}".rstrip("0")  # $0.0000009, not $9e-07
     if value < 0.01:
-        return f"${value:.2g}" if value < 0.0001 else f"${value:.4f}"
+        return f"${value:.4f}"
     return f"${value:.2f}"

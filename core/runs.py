@@ -496,9 +496,12 @@ class Comparison:
 
     @property
     def sentences(self) -> list[str]:
-        """Plain sentences: accuracy, each other paired share, then latency."""
+        """Plain sentences: accuracy, each other paired share that differs from it, then latency."""
         out = []
+        counts = (self.paired.n, self.paired.a_only, self.paired.b_only) if self.paired is not None else None
         for name, test in self.paired_metrics.items():
+            if name != "accuracy" and (test.n, test.a_only, test.b_only) == counts:
+                continue  # the same questions as accuracy's: the same sentence would only repeat it
             out.append(shares_sentence(test, "" if name == "accuracy" else _metric_label(name)))
         if self.paired_latency is not None:
             out.append(latency_sentence(self.paired_latency))

@@ -354,7 +354,9 @@ def shares_sentence(p: PairedShares, what: str = "") -> str:
 
 
 def _seconds(value: float) -> str:
-    return f"{abs(value):.3f} s"
+    """A duration for a sentence: `0.213 s`, or in milliseconds below 0.1 s (`4.2 ms`) so that it never reads 0."""
+    value = abs(value)
+    return f"{value:.3f} s" if value >= 0.1 else f"{value * 1000:.1f} ms"
 
 
 def latency_sentence(p: PairedMeans) -> str:
@@ -364,15 +366,20 @@ def latency_sentence(p: PairedMeans) -> str:
     diff = p.diff
     if diff == 0 and (p.sd or 0) == 0:
         return f"A and B took the same time on all {p.n} question(s)."
-    lead = (f"B is slower by {_seconds(diff)} per question" if diff > 0 else
-            f"B is quicker by {_seconds(diff)} per question" if diff < 0 else
-            "A and B take the same time on average")
+    if _seconds(diff) == "0.0 ms":  # below what is shown: level, whatever the float noise's sign
+        lead = "A and B take the same time on average"
+    else:
+        lead = (f"B is slower by {_seconds(diff)} per question" if diff > 0 else
+                f"B is quicker by {_seconds(diff)} per question")
     if p.n >= 2 and not p.sd:
         return f"{lead}, the same on every one of the {p.n} questions (no spread: no interval or test)."
     if p.ci_low is None or p.ci_high is None:
         interval = f"{format_p(p.p_value)}, too few questions for an interval"
     else:
-        interval = f"95% CI {p.ci_low:+.3f} to {p.ci_high:+.3f} s, {format_p(p.p_value)}"
+        unit, scale = ("s", 1.0) if max(abs(p.ci_low), abs(p.ci_high)) >= 0.1 else ("ms", 1000.0)
+        digits = 3 if unit == "s" else 1
+        interval = (f"95% CI {p.ci_low * scale:+.{digits}f} to {p.ci_high * scale:+.{digits}f} {unit}, "
+                    f"{format_p(p.p_value)}")
     if p.significant:
         return f"{lead} ({interval}): {'A' if p.better == 'a' else 'B'} is faster, a detectable difference at " \
                f"n = {p.n}."

@@ -34,6 +34,7 @@ def test_unknown_is_never_shown_as_zero() -> None:
     assert format_cost(0.0) == "$0"
     assert format_cost(0.0003) == "$0.0003"
     assert format_cost(12.345) == "$12.35"
+    assert format_cost(9e-7) == "$0.0000009"  # a judge's delta on a small run: never "$9e-07"
 
 
 def test_a_toml_file_adds_and_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

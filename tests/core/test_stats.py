@@ -155,8 +155,9 @@ def test_paired_latency_against_scipy_ttest_rel() -> None:
     assert p.diff == pytest.approx(sum(b) / 8 - sum(a) / 8)
     assert (p.ci_low, p.ci_high, p.p_value) == pytest.approx((ci.low, ci.high, ref.pvalue))
     assert p.significant and p.better == "b"  # lower is better for latency
-    assert latency_sentence(p).startswith("B is quicker by 0.018 s per question "
-                                          "(95% CI -0.028 to -0.007 s, p = 0.0062)")
+    # Below 0.1 s, in milliseconds: never "0.000 s".
+    assert latency_sentence(p).startswith("B is quicker by 17.5 ms per question "
+                                          "(95% CI -28.2 to -6.8 ms, p = 0.0062)")
     assert latency_sentence(p).endswith("B is faster, a detectable difference at n = 8.")
 
 
@@ -169,8 +170,14 @@ def test_paired_latency_edges() -> None:
     assert "no spread" in latency_sentence(shifted)
     one = paired_means([0.131], [0.129])
     assert one.n == 1 and one.p_value is None and one.ci_low is None
-    assert latency_sentence(one) == ("B is quicker by 0.002 s per question (p undefined, too few questions for an "
+    assert latency_sentence(one) == ("B is quicker by 2.0 ms per question (p undefined, too few questions for an "
                                      "interval): not a detectable difference at n = 1.")
+    slower = paired_means([0.2, 0.3, 0.25, 0.22], [0.31, 0.39, 0.36, 0.33])
+    assert latency_sentence(slower).startswith("B is slower by 0.105 s per question (95% CI +0.")
+    assert latency_sentence(slower).endswith("A is faster, a detectable difference at n = 4.")
+    # A mean difference that is float noise reads as level, with its interval.
+    noise = paired_means([0.213, 0.2, 0.25, 0.22], [0.212, 0.21, 0.24, 0.221])
+    assert latency_sentence(noise).startswith("A and B take the same time on average (95% CI -13.1 to +13.1 ms")
     noisy = paired_means([0.131, 0.140, 0.120, 0.150], [0.129, 0.145, 0.118, 0.149])
     assert not noisy.significant and "not a detectable difference at n = 4" in latency_sentence(noisy)
     assert "faster" not in latency_sentence(noisy)

@@ -122,3 +122,35 @@ def test_evaluate_form_tab_completes_paths_and_offers_fresh(tmp_path: Path, azur
             assert calls == [{"fresh": True}]
 
     asyncio.run(scenario())
+
+
+def test_evaluate_pane_compares_comma_separated_models(tmp_path: Path, azure_env,  # noqa: ANN001
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from evaluation_helpers import QUESTIONS
+
+    azure_env.behaviour.responder = responder
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    write_benchmark(tmp_path / "bench.csv", QUESTIONS[:4])
+
+    async def scenario() -> None:
+        app = ProctorApp(pane="evaluate", warm_up=False)
+        async with app.run_test(size=(120, 50)) as pilot:
+            monkeypatch.setattr(app, "show_run", lambda run_id: None)
+            pane = app.query_one(EvaluatePane)
+            await pilot.pause()
+            pane.query_one("#eval-path", Input).value = "bench.csv"
+            pane.query_one("#eval-model", Input).value = "azure:/gpt-4.1-nano, azure:/gpt-4.1-mini"
+            pane.query_one("#eval-judge", Input).value = "azure:/gpt-4.1-nano"
+            await pilot.press("ctrl+r")
+            await _wait_for(lambda: not pane.running)
+            await pilot.pause()
+            summary = str(pane.query_one("#eval-summary", Static).render())
+            assert "finished 2 models" in str(pane.query_one("#eval-phase", Static).render())
+            assert "azure:/gpt-4.1-nano  accuracy 50.0% (95% CI 15.0-85.0%)" in summary
+            assert "azure:/gpt-4.1-mini  accuracy 100.0% (95% CI 51.0-100.0%)" in summary
+            # 2 questions only mini got right, none the other way: p = 0.5 on 4 questions, no "better".
+            assert "accuracy: n 4, A only right 0, B only right 2" in summary
+            assert "B is ahead by 50.0 points" in summary and "not a detectable difference at n = 4" in summary
+            assert pane.run_id is not None
+
+    asyncio.run(scenario())

@@ -3,8 +3,9 @@
 Keys: Ctrl+R starts, Escape cancels (and, once a run has ended, goes back to the form), Ctrl+G opens the finished
 run in the Runs pane, Ctrl+D grades its answers in the Grade pane. While a run goes, the form gives way to a live
 view on the first screen (phase, rows, rate, ETA, errors), which ends in the summary: at 80x24 nothing a person
-waits for is below the fold. The evaluation runs in a
-thread worker through core.evaluation (which imports mlflow lazily and sends MLflow's banner and logs to
+waits for is below the fold. Several models, comma-separated in the Model field, answer a benchmark at once and
+are compared with the first (core.multi_eval): one run each, then the paired comparison's sentences. The evaluation
+runs in a thread worker through core.evaluation (which imports mlflow lazily and sends MLflow's banner and logs to
 `.proctor/mlflow.log`, so nothing garbles the screen); the worker posts past-tense messages back to the pane.
 """
 
@@ -60,6 +61,10 @@ class EvaluatePane(Vertical):
         summary: Any  # core.evaluation.EvaluationSummary
 
     @dataclass
+    class ComparisonFinished(Message):
+        result: Any  # core.multi_eval.MultiEvaluation
+
+    @dataclass
     class EvaluationFailed(Message):
         error: str
         cancelled: bool = False
@@ -88,8 +93,8 @@ class EvaluatePane(Vertical):
                                 placeholder="benchmark or answers CSV (Tab completes)", compact=True)
             with Horizontal(classes="eval-field"):
                 yield Label("Model", classes="eval-label")
-                yield Input(value=self.initial_model or "", placeholder="default model", id="eval-model",
-                            compact=True)
+                yield Input(value=self.initial_model or "", id="eval-model", compact=True,
+                            placeholder="default model; several, comma-separated, are compared with the first")
             with Horizontal(classes="eval-field"):
                 yield Label("Judge", classes="eval-label")
                 yield Input(value=self.initial_judge or "", placeholder="none: code scorers only", id="eval-judge",
@@ -214,6 +219,7 @@ class EvaluatePane(Vertical):
                  cancel: threading.Event, fresh: bool = False) -> None:
         from core.errors import ProctorError
         from core.evaluation import EvaluationCancelled, evaluate_file
+        from core.multi_eval import evaluate_models
 
         last = {"t": 0.0}
 
@@ -224,9 +230,15 @@ class EvaluatePane(Vertical):
             last["t"] = now
             self.post_message(self.ProgressReported(p.phase, p.done, p.total, p.errors, p.elapsed_s, p.message))
 
+        models = [m.strip() for m in (model or "").split(",") if m.strip()]
         try:
-            summary = evaluate_file(path, model=model, judge=judge, scorers=scorers, on_progress=progress,
-                                    cancel=cancel, fresh=fresh)
+            if len(models) > 1:
+                result = evaluate_models(path, models, judge=judge, scorers=scorers, on_progress=progress,
+                                         cancel=cancel, fresh=fresh)
+                self.post_message(self.ComparisonFinished(result))
+                return
+            summary = evaluate_file(path, model=models[0] if models else None, judge=judge, scorers=scorers,
+                                    on_progress=progress, cancel=cancel, fresh=fresh)
             self.post_message(self.EvaluationFinished(summary))
         except EvaluationCancelled as error:
             self.post_message(self.EvaluationFailed(str(error), cancelled=True))
@@ -314,6 +326,46 @@ class EvaluatePane(Vertical):
         runs = getattr(self.app, "run_logged", None)
         if callable(runs):
             runs(summary.run_id)
+
+    def on_evaluate_pane_comparison_finished(self, message: ComparisonFinished) -> None:
+        from core.prices import format_cost
+        from core.runs import paired_lines
+        from core.safety import printable
+
+        result = message.result
+        self._cancel = None
+        first = result.summaries[0]
+        self.run_id = first.run_id
+        self.answers_file = str(first.answers_file) if first.answers_file else self._path
+        self._set_running(False)
+        self._show_progress(Text.assemble(("finished", "bold green"),
+                                          f" {len(result.summaries)} models in "
+                                          f"{result.timings.get('total_s', 0.0):.1f} s"))
+        self._status(Text.assemble(("Comparison logged", "bold green"),
+                                   f": {len(result.summaries)} runs, tag proctor.comparison={result.comparison_id}"))
+        text = Text()
+        for summary in result.summaries:
+            m = summary.metrics
+            accuracy, low, high = m.get("accuracy"), m.get("accuracy_ci_low"), m.get("accuracy_ci_high")
+            shown = "-" if accuracy is None else f"{accuracy * 100:.1f}%"
+            if accuracy is not None and low is not None and high is not None:
+                shown += f" (95% CI {low * 100:.1f}-{high * 100:.1f}%)"
+            text.append(printable(summary.model), style="bold")
+            text.append(f"  accuracy {shown}  ·  cost {format_cost(m.get('cost_usd'))}  ·  run "
+                        f"{summary.run_id[:8]}\n")
+        for warning in result.warnings + [w for s in result.summaries for w in s.warnings]:
+            text.append("warning: ", style="yellow")
+            text.append(f"{printable(warning)}\n")
+        for comparison in result.comparisons:
+            text.append(printable(f"\nA {comparison.a.model} vs B {comparison.b.model}\n"), style="bold")
+            for line in paired_lines(comparison):
+                text.append(f"{printable(line)}\n")
+        text.append("\nCtrl+G opens the first run; in Runs, Space marks two and c compares them.")
+        self.query_one("#eval-summary", Static).update(text)
+        self.notify(f"Comparison logged: {len(result.summaries)} runs.")
+        runs = getattr(self.app, "run_logged", None)
+        if callable(runs):
+            runs(first.run_id)
 
     def on_evaluate_pane_evaluation_failed(self, message: EvaluationFailed) -> None:
         self._cancel = None

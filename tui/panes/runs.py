@@ -61,6 +61,7 @@ def share_cell(run: RunInfo, name: str) -> str:
 def run_line(run: RunInfo) -> str:
     """One line on a run: every share with its 95% interval, then the cost (unknown when there is no price)."""
     from core.prices import format_cost
+    from core.safety import printable
 
     parts = []
     for name, found in run.shares.items():
@@ -73,7 +74,7 @@ def run_line(run: RunInfo) -> str:
     cost = f"cost {format_cost(run.cost_usd)}"
     if run.judge and run.judge != "none":
         cost += f", judge {format_cost(run.judge_cost_usd)}"
-    return " · ".join([*parts, cost])
+    return printable(" · ".join([*parts, cost]))
 
 
 def _sort_value(run: RunInfo, key: str) -> Any:

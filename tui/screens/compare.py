@@ -77,6 +77,7 @@ class CompareScreen(Screen[None]):
 
     def on_compare_screen_loaded(self, message: Loaded) -> None:
         from core.runs import format_delta, format_metric, format_share, paired_lines
+        from core.safety import printable
         from core.stats import format_p
 
         comparison: Comparison = message.comparison
@@ -96,7 +97,7 @@ class CompareScreen(Screen[None]):
                           Text(format_delta(m.delta, m.name), justify="right"), Text(p_text, justify="right"),
                           better)
         parts = [f"{comparison.matched_rows} questions matched · verdicts from {escape(comparison.basis or '-')}"]
-        parts += [escape(line) for line in paired_lines(comparison)]
+        parts += [escape(printable(line)) for line in paired_lines(comparison)]
         for title, diffs in ((f"A right, B wrong ({len(comparison.a_right_b_wrong)})", comparison.a_right_b_wrong),
                              (f"B right, A wrong ({len(comparison.b_right_a_wrong)})", comparison.b_right_a_wrong)):
             parts.append(f"\n[b]{title}[/]")
