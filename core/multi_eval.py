@@ -181,7 +181,8 @@ def evaluate_models(
         summary = evaluate_file(path, model=uri, judge=judge, experiment=experiment,
                                 run_name=f"{run_name}-{uri.partition(':')[2].strip('/')}" if run_name else None,
                                 scorers=scorers, output=_output_for(output, uri), judge_timeout=judge_timeout,
-                                on_progress=step, cancel=cancel, settings=settings, tags=tags, answered=answers.out)
+                                on_progress=step, cancel=cancel, settings=settings, tags=tags, answered=answers.out,
+                                fresh=fresh)
         summaries.append(summary)
     timings["judge_s"] = time.perf_counter() - t0 - timings["answer_s"]
 
