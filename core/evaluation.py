@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError, InputError, ProctorError
 from core.judges import JudgeSetup, prefer_json_object, resolve_judge, same_model
+from core.prices import load_prices
 from core.scorers import (
     code_scorers,
     contains_reference_score,
@@ -409,6 +410,7 @@ def evaluate_file(
     tracking = configure_mlflow()
     settings = settings or load_settings()
     names = parse_scorers(scorers)
+    load_prices()  # a bad PROCTOR_PRICES file is an error now, not after the model and the judge have run
     timeout = DEFAULT_JUDGE_TIMEOUT_S if judge_timeout is None else float(judge_timeout)
     if not timeout > 0:
         raise InputError(f"the judge timeout must be a positive number of seconds, not {judge_timeout}")

@@ -90,6 +90,7 @@ def evaluate_models(
     from core.config import load_settings, resolve_model
     from core.evaluation import EvaluationCancelled, EvaluationProgress, evaluate_file
     from core.judges import resolve_judge
+    from core.prices import load_prices
     from core.scorers import needs_judge, parse_scorers
 
     started = time.perf_counter()
@@ -103,6 +104,7 @@ def evaluate_models(
         raise InputError("a comparison needs at least two models (-m A -m B)")
     if concurrency is not None and concurrency < 1:
         raise InputError(f"concurrency must be at least 1, not {concurrency}")
+    load_prices()  # a bad PROCTOR_PRICES file fails now, before any model is asked
     if any(needs_judge(n) for n in parse_scorers(scorers)):
         resolve_judge(judge, settings)  # a missing judge credential fails now, not after answering
     bench = load_benchmark(path)

@@ -87,13 +87,20 @@ def test_two_models_in_one_command(tmp_path: Path, azure_env, tracking: str,  # 
 
 
 def test_several_models_bad_input_exits_2_before_any_call(tmp_path: Path, azure_env,  # noqa: ANN001
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     bench = write_benchmark(tmp_path / "bench.csv")
+    prices = tmp_path / "prices.toml"
+    prices.write_text("[gpt-4.1-nano\n", encoding="utf-8")  # a bad price file: refused before any question
     for argv, message in (
         (["-m", "azure:/gpt-4.1-nano", "-m", "nope"], "is not a model URI"),
         (["-m", "azure:/gpt-4.1-nano", "-m", "azure:/gpt-4.1-mini", "--judge", "openai:/x"], "needs OPENAI_API_KEY"),
         (["-m", "azure:/gpt-4.1-nano", "-m", "azure:/gpt-4.1-mini", "--concurrency", "0"], "at least 1"),
+        (["-m", "azure:/gpt-4.1-nano", "-m", "azure:/gpt-4.1-mini", "--judge", "none"], "is not valid TOML"),
+        (["-m", "azure:/gpt-4.1-mini", "--judge", "none"], "is not valid TOML"),
     ):
+        if "none" in argv:
+            monkeypatch.setenv("PROCTOR_PRICES", str(prices))
         code = main(["evaluate", str(bench), *argv])
         _, err = capsys.readouterr()
         assert code == 2, err
