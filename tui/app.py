@@ -19,6 +19,7 @@ from tui.panes.chat import ChatPane
 from tui.panes.evaluate import EvaluatePane
 from tui.panes.grade import GradePane
 from tui.panes.runs import RunsPane
+from tui.screens.main import MainScreen
 from tui.widgets.fitting_footer import FittingFooter
 
 HERE = Path(__file__).parent
@@ -55,6 +56,9 @@ class ProctorApp(App[None]):
         self.grade_path = grade_path
         self.grade_blind = grade_blind
         self._warm_up = warm_up
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen(id="_default")
 
     def compose(self) -> ComposeResult:
         yield Header()

@@ -8,7 +8,7 @@ from textual.widgets import Input, Static, TabbedContent
 from tests.conftest import TEST_KEY
 from tests.tui.pilot import wait_for
 from tui.app import ProctorApp
-from tui.panes.chat import ChatMessage, ChatPane
+from tui.panes.chat import AnswerLabel, ChatMessage, ChatPane
 
 
 def answered(pane: ChatPane, turns: int):
@@ -152,3 +152,58 @@ def test_chat_snapshot_80x24(snap_compare, openai_env):
         await pilot.pause()
 
     assert snap_compare(ProctorApp(warm_up=False), terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_each_answer_names_its_model_and_up_recalls_questions(openai_env, monkeypatch):
+    openai_env.behaviour.responder = lambda body, info: "\n\n".join(f"line {n}" for n in range(40))
+    monkeypatch.setenv("PROCTOR_MODELS", "openai:/gpt-4.1-nano,openai:/gpt-4.1-mini")
+    app = ProctorApp(warm_up=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(ChatPane)
+        await ask(pilot, "first question")
+        await wait_for(pilot, answered(pane, 1))
+        # Switch model: the next answer is labelled with the new one, the earlier keeps its own.
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: app.screen.query("#model-picker-options"))
+        options = app.screen.query_one("#model-picker-options")
+        offered = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert "openai:/gpt-4.1-nano" in offered and "local:/smollm2" in offered  # PROCTOR_MODELS, then the rest
+        app.screen.query_one("#model-picker-input").value = "openai:/gpt-4.1-nano"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: pane.model_uri == "openai:/gpt-4.1-nano")
+        await ask(pilot, "second question")
+        await wait_for(pilot, answered(pane, 2))
+        labels = [str(label.render()) for label in pane.query(AnswerLabel)]
+        assert labels == ["openai:/gpt-4.1-mini", "openai:/gpt-4.1-nano"]
+        # Up recalls earlier questions into the input, newest first; Down comes back to an empty box.
+        field = pane.query_one("#chat-input", Input)
+        await pilot.press("up")
+        assert field.value == "second question"
+        await pilot.press("up")
+        assert field.value == "first question"
+        await pilot.press("down", "down")
+        assert field.value == ""
+        # PgUp scrolls the conversation while the input keeps the keyboard.
+        log = pane.query_one("#chat-log")
+        await wait_for(pilot, lambda: log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y)
+        bottom = log.scroll_y
+        await pilot.press("pageup")
+        await wait_for(pilot, lambda: log.scroll_y < bottom)
+        assert app.focused is field
+        # Ctrl+B starts from the chat's model.
+        await pilot.press("ctrl+b")
+        await wait_for(pilot, lambda: app.screen.query("#answer-model"))
+        assert app.screen.query_one("#answer-model", Input).value == "openai:/gpt-4.1-nano"
+
+
+async def test_a_cancelled_turn_is_marked(openai_env):
+    openai_env.behaviour.responder = lambda body, info: " ".join(["word"] * 400)
+    openai_env.behaviour.stream_chunk_delay = 0.02
+    app = ProctorApp(warm_up=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(ChatPane)
+        await ask(pilot, "tell me everything")
+        await wait_for(pilot, lambda: len(pane._reply.text) > 10)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: pane._stream is None)
+        assert str(pane.query_one(AnswerLabel).render()) == "openai:/gpt-4.1-mini · cancelled"

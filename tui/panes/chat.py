@@ -43,6 +43,24 @@ class AnswerLabel(Static):
         self.update(f"{self.model} · {state}" if state else self.model)
 
 
+class ChatInput(Input):
+    """The question box. Up/Down recall earlier questions and PgUp/PgDn scroll the conversation: Textual's Input
+    binds those keys to scrolling itself (a one-line box has nothing to scroll), so they must be rebound here."""
+
+    BINDINGS = [
+        Binding("up", "recall(-1)", "Earlier question", show=False, id="chat.recall_previous"),
+        Binding("down", "recall(1)", "Later question", show=False, id="chat.recall_next"),
+        Binding("pageup", "scroll_log(-1)", "Scroll up", show=False, id="chat.scroll_up"),
+        Binding("pagedown", "scroll_log(1)", "Scroll down", show=False, id="chat.scroll_down"),
+    ]
+
+    def action_recall(self, step: int) -> None:
+        self.query_ancestor(ChatPane).action_recall(step)
+
+    def action_scroll_log(self, direction: int) -> None:
+        self.query_ancestor(ChatPane).action_scroll_log(direction)
+
+
 class ChatPane(Vertical):
     """Talk to the model under test."""
 
@@ -51,10 +69,6 @@ class ChatPane(Vertical):
         Binding("ctrl+y", "copy", "Copy", id="chat.copy"),
         Binding("ctrl+l", "clear", "Clear", show=False, id="chat.clear"),
         Binding("ctrl+o", "switch_model", "Model", id="chat.model"),
-        Binding("up", "recall(-1)", "Earlier question", show=False, id="chat.recall_previous"),
-        Binding("down", "recall(1)", "Later question", show=False, id="chat.recall_next"),
-        Binding("pageup", "scroll_log(-1)", "Scroll up", show=False, id="chat.scroll_up"),
-        Binding("pagedown", "scroll_log(1)", "Scroll down", show=False, id="chat.scroll_down"),
     ]
 
     @dataclass
@@ -96,7 +110,7 @@ class ChatPane(Vertical):
                 "Ask the model anything. Enter sends · Esc cancels · Ctrl+O changes the model.",
                 id="chat-empty", classes="muted",
             )
-        yield Input(placeholder="Ask the model…  (Enter to send)", id="chat-input")
+        yield ChatInput(placeholder="Ask the model…  (Enter to send · ↑ earlier questions)", id="chat-input")
 
     def on_mount(self) -> None:
         self._show_model()
