@@ -201,9 +201,13 @@ def store_missing() -> bool:
 
 
 def _client():
+    from core.store import check_store
     from core.tracking import configure_mlflow
 
     uri = configure_mlflow()
+    # A dead server, a foreign or corrupt SQLite file: one line in seconds, not MLflow's retries for minutes or
+    # its tables added to someone else's database.
+    check_store(writable=False, quick=True)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)

@@ -270,3 +270,17 @@ def test_runs_on_a_corrupt_store_is_one_line_exit_2(capsys: pytest.CaptureFixtur
     code, _, err = run_cli(capsys, "runs")
     assert code == 2 and "is not a SQLite database" in err and len(err.strip().splitlines()) == 1
     assert broken.read_bytes() == b"this was a store once\n" * 100
+
+
+def test_compare_against_a_server_that_never_answers_is_one_line(capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel accepts connections; nothing ever answers
+        port = silent.getsockname()[1]
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+        code, out, err = run_cli(capsys, "compare", "gpt-4.1-nano", "gpt-4.1-mini")
+    assert code == 2 and out == ""
+    assert "no answer within 3 s" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
