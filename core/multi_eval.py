@@ -91,7 +91,9 @@ def evaluate_models(
     from core.evaluation import EvaluationCancelled, EvaluationProgress, evaluate_file
     from core.judges import resolve_judge
     from core.prices import load_prices
+    from core.runs import experiment_name
     from core.scorers import needs_judge, parse_scorers
+    from core.store import check_store
 
     started = time.perf_counter()
     cancel = cancel or threading.Event()
@@ -111,6 +113,8 @@ def evaluate_models(
     if is_answers_file(bench.frame):
         raise InputError(f"{path.name} already holds one model's answers: several models need the benchmark "
                          "itself (questions and reference answers)")
+    # The store, before any model is asked (evaluate_file checks it again for each run, by then it is cheap).
+    check_store(experiment_name(experiment), secrets=list(settings.secrets()))
 
     def report(phase: str, done: int = 0, total: int = 0, errors: int = 0, message: str = "") -> None:
         if on_progress is not None:

@@ -68,9 +68,13 @@ def _one_line_error(err: str) -> str:
     return err
 
 
-@pytest.mark.parametrize("server", ["closed port", "never answers"])
+@pytest.mark.parametrize(("server", "models"), [
+    ("closed port", []),
+    ("never answers", []),
+    ("closed port", ["-m", "azure:/gpt-4.1-nano", "-m", "azure:/gpt-4.1-mini"]),  # several models: the same
+])
 def test_an_unreachable_tracking_server_fails_before_any_model_call(
-        tmp_path: Path, azure_env, server: str, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+        tmp_path: Path, azure_env, server: str, models: list[str], monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
         capsys: pytest.CaptureFixture[str]) -> None:
     import socket
 
@@ -84,7 +88,7 @@ def test_an_unreachable_tracking_server_fails_before_any_model_call(
             port = silent.getsockname()[1]
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://user:pa55word@127.0.0.1:{port}")
         bench = write_benchmark(tmp_path / "bench.csv")
-        code = main(["evaluate", str(bench), "--judge", "azure:/gpt-4.1-nano"])
+        code = main(["evaluate", str(bench), "--judge", "azure:/gpt-4.1-nano", *models])
     finally:
         silent.close()
     out, err = capsys.readouterr()
