@@ -208,7 +208,9 @@ class EvaluatePane(Vertical):
         self._path = path
         self._set_running(True)
         self.query_one("#eval-summary", Static).update("")
-        self.query_one("#eval-bar", ProgressBar).update(total=None, progress=0)
+        bar = self.query_one("#eval-bar", ProgressBar)
+        bar.update(total=None, progress=0)
+        bar.display = True
         self._show_live(True)
         self._status(Text(f"Evaluating {path}", style="bold"))
         self._show_progress("starting…")
@@ -369,6 +371,7 @@ class EvaluatePane(Vertical):
 
     def on_evaluate_pane_evaluation_failed(self, message: EvaluationFailed) -> None:
         self._cancel = None
+        self.query_one("#eval-bar", ProgressBar).display = False  # an idle bar would pulse forever
         self._set_running(False)
         if message.cancelled:
             self._show_progress(Text.assemble(("cancelled", "bold yellow"), f": {message.error}"))
@@ -377,7 +380,8 @@ class EvaluatePane(Vertical):
         else:
             self._show_progress(Text.assemble(("failed", "bold red"), f": {message.error}"))
             self._status(Text("Evaluation failed: Esc goes back to the form.", style="red"))
-            self.notify(message.error, severity="error", timeout=8)
+            if not self.region.area:  # the pane shows the error itself; a toast is for someone on another pane
+                self.notify(message.error, severity="error", timeout=8)
 
     # -- keys
     def action_cancel(self) -> None:

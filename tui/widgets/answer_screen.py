@@ -14,10 +14,12 @@ from pathlib import Path
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Static
+
+from tui.widgets.path_input import PathInput
 
 MAX_SUGGESTIONS = 30
 
@@ -53,6 +55,9 @@ class AnswerScreen(ModalScreen[str | None]):
     AnswerScreen { align: center middle; }
     #answer-dialog { width: 84; max-width: 95%; height: auto; max-height: 95%; border: round $accent;
                      background: $surface; padding: 0 1; }
+    #answer-body { height: auto; max-height: 13; }
+    .answer-field { height: 1; margin-top: 1; }
+    .answer-label { width: 7; }
     #answer-files { height: auto; max-height: 4; }
     #answer-error { color: $error; height: auto; }
     #answer-status { height: auto; min-height: 1; }
@@ -86,16 +91,22 @@ class AnswerScreen(ModalScreen[str | None]):
         path = self.initial_path or ("benchmark.csv" if "benchmark.csv" in suggestions else "")
         with Vertical(id="answer-dialog"):
             yield Label("[b]Answer a benchmark[/]")
-            yield Static("A CSV with a question column; the answers go beside it, ready for Grade.", classes="muted")
-            yield Label("Benchmark CSV")
-            yield Input(value=path, placeholder="benchmark.csv", id="answer-path")
-            yield OptionList(*suggestions, id="answer-files")
-            yield Label("Model")
-            yield Input(value=self.initial_model or self._default_model(), placeholder="azure:/gpt-4.1-nano",
-                        id="answer-model")
-            yield Static("", id="answer-error", classes="error")
-            yield ProgressBar(total=None, show_eta=False, id="answer-progress")
-            yield Static("", id="answer-status")
+            # The body scrolls and the buttons stay: at 60x20 the dialog must still show how to start and close.
+            with VerticalScroll(id="answer-body"):
+                yield Static("A CSV with a question column; the answers go beside it, ready for Grade.",
+                             classes="muted")
+                with Horizontal(classes="answer-field"):
+                    yield Label("CSV", classes="answer-label")
+                    yield PathInput(value=path, placeholder="benchmark.csv (Tab completes)", id="answer-path",
+                                    compact=True)
+                yield OptionList(*suggestions, id="answer-files")
+                with Horizontal(classes="answer-field"):
+                    yield Label("Model", classes="answer-label")
+                    yield Input(value=self.initial_model or self._default_model(), placeholder="azure:/gpt-4.1-nano",
+                                id="answer-model", compact=True)
+                yield Static("", id="answer-error", classes="error")
+                yield ProgressBar(total=None, show_eta=False, id="answer-progress")
+                yield Static("", id="answer-status")
             with Horizontal(id="answer-buttons"):
                 yield Button("Start", variant="primary", id="answer-start", compact=True)
                 yield Button("Cancel", variant="error", id="answer-stop", compact=True)

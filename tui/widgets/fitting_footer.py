@@ -8,6 +8,7 @@ the command palette. The panes order their bindings most important first, so wha
 from __future__ import annotations
 
 from textual import events
+from textual.widget import Widget
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
@@ -20,16 +21,21 @@ class FittingFooter(Footer):
         self.call_after_refresh(self._fit)
 
     def on_resize(self, event: events.Resize) -> None:
-        for child in self.children:
-            child.display = True
-        self.call_after_refresh(self._fit)
+        self._fit()
+
+    def _width(self, child: Widget) -> int:
+        # Measured from the content, not from the last layout: a footer under a modal screen is not laid out
+        # again until it is shown, so its regions can be stale.
+        styles = child.styles
+        content = child.get_content_width(self.size, self.app.size)
+        return content + styles.gutter.width + styles.margin.width
 
     def _fit(self) -> None:
         palette = [c for c in self.children if isinstance(c, FooterKey) and c.has_class("-command-palette")]
-        right = self.region.right - sum(c.outer_size.width for c in palette)
-        cut = False
+        room = self.size.width - sum(self._width(c) for c in palette)
+        used = 0
         for child in self.children:
-            if child in palette or not child.display:
+            if child in palette:
                 continue
-            cut = cut or child.region.right + child.styles.margin.right > right
-            child.display = not cut
+            used += self._width(child)
+            child.display = used <= room

@@ -1,0 +1,98 @@
+"""Every pane as a person first meets it at 80x24 (a default SSH terminal), and the smallest size we support,
+60x20: snapshots of the main states, and checks that what matters is on screen and whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Button
+
+from tests.tui.pilot import wait_for
+from tui.app import ProctorApp
+from tui.panes.evaluate import EvaluatePane
+from tui.widgets.answer_screen import AnswerScreen
+
+
+def _on_screen(app: ProctorApp, widget) -> bool:  # noqa: ANN001
+    region = widget.region
+    return region.width > 0 and app.screen.region.contains_region(region)
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openai_env) -> Path:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "benchmark.csv").write_text("question,answer\nWhat is 2+2?,4\n", encoding="utf-8")
+    return tmp_path
+
+
+def test_chat_empty_80x24(snap_compare, here: Path) -> None:
+    assert snap_compare(ProctorApp(warm_up=False), terminal_size=(80, 24))
+
+
+def test_grade_picker_80x24(snap_compare, here: Path) -> None:
+    async def run_before(pilot) -> None:  # noqa: ANN001
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(ProctorApp(pane="grade", warm_up=False), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_evaluate_form_80x24(snap_compare, here: Path) -> None:
+    assert snap_compare(ProctorApp(pane="evaluate", warm_up=False), terminal_size=(80, 24))
+
+
+def test_evaluate_error_80x24(snap_compare, here: Path) -> None:
+    async def run_before(pilot) -> None:  # noqa: ANN001
+        pane = pilot.app.query_one(EvaluatePane)
+        pane.query_one("#eval-path").value = "missing.csv"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: not pane.running and pane.query_one("#eval-live").display
+                       and "failed" in str(pane.query_one("#eval-phase").render()))
+        await pilot.pause()
+
+    assert snap_compare(ProctorApp(pane="evaluate", warm_up=False), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_answer_dialog_60x20(snap_compare, here: Path) -> None:
+    async def run_before(pilot) -> None:  # noqa: ANN001
+        await pilot.press("ctrl+b")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, AnswerScreen))
+        await pilot.pause()
+
+    assert snap_compare(ProctorApp(warm_up=False), terminal_size=(60, 20), run_before=run_before)
+
+
+async def test_at_60x20_the_answer_dialog_keeps_its_buttons_and_the_form_its_start(here: Path) -> None:
+    app = ProctorApp(warm_up=False)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.press("ctrl+b")
+        await wait_for(pilot, lambda: isinstance(app.screen, AnswerScreen))
+        await pilot.pause()
+        for button in ("#answer-start", "#answer-close"):
+            assert _on_screen(app, app.screen.query_one(button, Button)), button
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, AnswerScreen))
+        await pilot.press("f4")
+        await pilot.pause()
+        # The Evaluate form's fields are on the first screen; Ctrl+R (in the footer) starts.
+        pane = app.query_one(EvaluatePane)
+        for field in ("#eval-path", "#eval-model", "#eval-judge"):
+            assert _on_screen(app, pane.query_one(field)), field
+
+
+async def test_footers_never_cut_a_key_in_half(here: Path) -> None:
+    from textual.widgets._footer import FooterKey
+
+    app = ProctorApp(warm_up=False)
+    for size in ((80, 24), (60, 20)):
+        async with app.run_test(size=size) as pilot:
+            for pane in ("f2", "f3", "f4", "f5"):
+                await pilot.press(pane)
+                await pilot.pause(0.3)
+                footer = app.screen.query_one("FittingFooter")
+                shown = [key for key in footer.query(FooterKey) if key.display]
+                assert shown, f"{pane} at {size}: no key shown"
+                for key in shown:
+                    assert key.region.right <= footer.region.right, f"{pane} at {size}: {key.description} cut"
+        app = ProctorApp(warm_up=False)
