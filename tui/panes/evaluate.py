@@ -29,6 +29,7 @@ from tui.widgets.path_input import PathInput
 
 PHASES = {
     "reading": "reading the CSV",
+    "checking": "checking the MLflow store",
     "answering": "answering",
     "store": "setting up the MLflow store",
     "judging": "judging",
