@@ -1,23 +1,26 @@
 """Answering a benchmark: read a CSV of questions, ask a model each one, save a spreadsheet-ready answers CSV.
 
-The answers file holds every input column in its original order, then `ANSWER_COLUMNS`, rows in the input's
-order. It is saved as the answers arrive, so that a run killed at any moment loses nothing:
+`answer_benchmark` goes in four steps, under the output's lock (`core.filelock`: one writer at a time):
 
-- every answer is appended to a journal beside the output (`.OUT.csv.journal`) the moment it arrives;
-- the CSV itself is rewritten atomically from pre-encoded rows in small time-bounded batches (`SAVE_INTERVAL_S`),
-  so it is at most a few tens of milliseconds behind the journal;
-- at the end (or on Ctrl-C, cancel, or a fatal error) the CSV is written one last time and the journal removed.
+1. **read** the benchmark, and what an earlier run left in the output (`core.answers_file.read_earlier`);
+2. **match** the earlier rows to the benchmark's by question and reference text, not by position (`_plan`): a row
+   already answered by the same model is not asked again (unless `fresh`), and keeps its verdict and note;
+   writing over another benchmark's file, or over verdicts given on another model's answers, is refused unless
+   `force` (`_refuse_unless_forced`);
+3. **back up** the earlier rows that lose their answer or verdict (asked again, or no longer in the benchmark),
+   whole, to `OUT.backup-DATE-TIME.csv` beside the output, before anything is overwritten (`_back_up`);
+4. **ask and save** (`_ask_and_save`): every answer goes to a journal beside the output (`.OUT.csv.journal`) the
+   moment it arrives, and the CSV is rewritten atomically from pre-encoded rows in small time-bounded batches
+   (`SAVE_INTERVAL_S`); at the end (or on Ctrl-C, cancel, or a fatal error) the CSV is written one last time and
+   the journal removed. A run killed at any moment loses nothing received, and the same command resumes it.
 
-Running the same command again resumes: rows already answered (an answer, no error, the same question at the same
-row, by the same model) are taken from the CSV and the journal and not sent again; failed rows are retried.
-`fresh=True` starts over.
+The answers file holds every input column in its original order, then `ANSWER_COLUMNS`, then the columns a grader
+or a judge added, rows in the benchmark's order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import glob
-import json
 import math
 import os
 import re
@@ -25,32 +28,38 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from core.csvio import (
-    QUESTION_ALIASES,
-    REFERENCE_ALIASES,
-    csv_line,
-    find_column,
-    read_csv,
-    read_table,
-    write_lines_atomic,
+from core.answers_file import (
+    ANSWER_COLUMNS,
+    SAVE_INTERVAL_S,
+    AnswersFile,
+    Earlier,
+    EarlierRow,
+    Key,
+    journal_path,
+    match,
+    read_earlier,
+    row_keys,
+    write_backup,
 )
-from core.errors import InputError, WriteError
+from core.csvio import QUESTION_ALIASES, REFERENCE_ALIASES, find_column, read_csv
+from core.errors import InputError
+from core.filelock import FileLock
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from core.config import Settings
+    from core.config import ModelSpec, Settings
     from core.llm import Answer
 
-ANSWER_COLUMNS = ["llm_answer", "model", "latency_s", "prompt_tokens", "completion_tokens", "error"]
+__all__ = ["ANSWER_COLUMNS", "AnswerSummary", "answer_benchmark", "default_output_path", "journal_path",
+           "load_benchmark"]
+
 EMPTY_QUESTION_ERROR = "empty question: not sent"
 NOT_ASKED_ERROR = "not asked (beyond --limit)"
-SAVE_INTERVAL_S = 0.025
 PROGRESS_INTERVAL_S = 0.1
 
 
@@ -109,25 +118,29 @@ def load_benchmark(path: str | os.PathLike[str]) -> Benchmark:
                      warnings=warnings)
 
 
+_UNSAFE_IN_NAMES = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')  # refused by Windows, or a path separator somewhere
+_RESERVED_NAMES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:80].strip("-.")
 
 
 def default_output_path(input_path: str | os.PathLike[str], model_uri: str | None) -> Path:
-    """Where answers go without `-o`: beside the input, `STEM.answers.MODEL.csv`.
+    """Where answers go without `-o`: beside the input, `STEM.answers.PROVIDER-MODEL.csv`.
 
-    `benchmark.csv` answered by `azure:/gpt-4.1-nano` -> `benchmark.answers.gpt-4.1-nano.csv`.
+    `benchmark.csv` answered by `azure:/gpt-4.1-nano` -> `benchmark.answers.azure-gpt-4.1-nano.csv`, by
+    `openai:/gpt-4.1-nano` -> `benchmark.answers.openai-gpt-4.1-nano.csv`: two models, two files. The name is one
+    every OS accepts: none of `< > : " / \\ | ? *` or control characters, no reserved name (CON, NUL, COM1...),
+    no trailing dot or space, at most about 200 characters.
     """
     input_path = Path(input_path)
     provider, _, name = (model_uri or "").partition(":")
-    name = name.strip("/ ") or provider or "model"
-    return input_path.with_name(f"{input_path.stem}.answers.{_slug(name)}.csv")
-
-
-def journal_path(out: str | os.PathLike[str]) -> Path:
-    """The append-only journal kept beside an answers file while it is being written."""
-    out = Path(out)
-    return out.with_name(f".{out.name}.journal")
+    model = "-".join(part for part in (_slug(provider), _slug(name.strip("/ "))) if part) or "model"
+    stem = _UNSAFE_IN_NAMES.sub("-", input_path.stem)[:120].rstrip(". ") or "benchmark"
+    if stem.split(".")[0].upper() in _RESERVED_NAMES:
+        stem = f"_{stem}"
+    return input_path.with_name(f"{stem}.answers.{model}.csv")
 
 
 # ---------------------------------------------------------------- progress and summary
@@ -165,6 +178,10 @@ class AnswerSummary:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cancelled: bool = False
+    backup: Path | None = None  # where earlier rows that lost their answer or verdict went, before any overwrite
+    backup_rows: int = 0
+    backup_verdicts: int = 0
+    backup_note: str = ""  # one line saying how many verdicts went where (also among `warnings`)
     setup_s: float = 0.0  # reading, resuming and connecting, before the first question was sent
     elapsed_s: float = 0.0  # sending and receiving
     warnings: list[str] = field(default_factory=list)
@@ -195,158 +212,150 @@ def _p95(values: list[float]) -> float | None:
     return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-# ---------------------------------------------------------------- the answers file being written
-
-
-class _AnswersFile:
-    """The output rows, each kept pre-encoded as a CSV line, saved atomically in batches, backed by a journal.
-
-    A row is its input cells (encoded once), its answer cells (encoded when they change) and, after them, the cells
-    of columns an earlier answers file had beyond the answer columns (a grader's verdicts, say), kept as they were.
-    """
-
-    def __init__(self, out: Path, header: list[str], inputs: list[list[str]], secrets: list[str],
-                 extra_header: list[str] | None = None) -> None:
-        self.out = out
-        self.journal = journal_path(out)
-        self.extra_header = list(extra_header or [])
-        self.header_line = csv_line(header + ANSWER_COLUMNS + self.extra_header)
-        self.prefix = [csv_line(row)[:-2] + "," for row in inputs]  # input cells, neutralised once
-        blank_extras = "," + csv_line([""] * len(self.extra_header))[:-2] if self.extra_header else ""
-        self.suffix = [blank_extras] * len(inputs)
-        self.answers: list[list[str]] = [[""] * len(ANSWER_COLUMNS) for _ in inputs]
-        blank = csv_line(self.answers[0] if inputs else [])[:-2]
-        self.lines = [f"{p}{blank}{x}\r\n" for p, x in zip(self.prefix, self.suffix, strict=True)]
-        self.secrets = [s for s in secrets if s]
-        self.dirty = False
-        self.save_interval = SAVE_INTERVAL_S
-        self.last_save = 0.0
-        self._journal_handle: Any = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._pending: Future[None] | None = None
-        for stale in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
-            stale.unlink(missing_ok=True)  # a save cut short by a kill -9
-
-    def set(self, row: int, values: list[str], extras: list[str] | None = None) -> None:
-        self.answers[row] = values
-        if extras is not None and self.extra_header:
-            self.suffix[row] = "," + csv_line(extras)[:-2]
-        self.lines[row] = f"{self.prefix[row]}{csv_line(values)[:-2]}{self.suffix[row]}\r\n"
-        self.dirty = True
-
-    def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "****")
-        return text
-
-    def record(self, row: int, question: str, values: list[str]) -> None:
-        """Keep one answer: in memory, then in the journal at once (it is what survives a kill -9)."""
-        self.set(row, values)
-        try:
-            if self._journal_handle is None:
-                self._journal_handle = open(self.journal, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            self._journal_handle.write(json.dumps({"row": row, "question": question, "values": values}) + "\n")
-            self._journal_handle.flush()  # in the OS's hands now: a killed process loses nothing
-        except OSError as error:  # a full disk or a read-only folder: one line, not a traceback
-            raise WriteError(self.journal, error) from None
-
-    def _write(self, text: str, fsync: bool) -> None:
-        started = time.perf_counter()
-        write_lines_atomic([text], self.out, fsync=fsync)
-        # A huge file saved every 25 ms would eat the CPU the requests need: keep saving under ~10% of the time.
-        self.save_interval = max(SAVE_INTERVAL_S, 10 * (time.perf_counter() - started))
-
-    def _wait_for_writer(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()  # a failed background save (disk full, say) surfaces here
-
-    def save(self, *, final: bool = False) -> None:
-        """Write the whole file now (after any background save in flight), fsync'd when `final`."""
-        self._wait_for_writer()
-        self.dirty = False
-        self._write("".join([self.header_line, *self.lines]), final)
-        self.last_save = time.perf_counter()
-
-    def maybe_save(self) -> None:
-        """Save in the background if there is news and the last save is old enough.
-
-        Replacing a file makes the kernel flush it (ext4 does on rename): 2-4 ms that must not block the event
-        loop the requests run on, so the write happens in a thread; the loop only joins the pre-encoded lines.
-        """
-        if not self.dirty or time.perf_counter() - self.last_save < self.save_interval:
-            return
-        if self._pending is not None:
-            if not self._pending.done():
-                return  # one save at a time; this news goes in the next one
-            self._wait_for_writer()
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answers-save")
-        self.dirty = False
-        self.last_save = time.perf_counter()
-        self._pending = self._executor.submit(self._write, "".join([self.header_line, *self.lines]), False)
-
-    def close(self, *, remove_journal: bool) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-        if self._journal_handle is not None:
-            self._journal_handle.close()
-            self._journal_handle = None
-        if remove_journal:
-            try:
-                self.journal.unlink()
-            except FileNotFoundError:
-                pass
+# ---------------------------------------------------------------- answering: read, match, back up, ask and save
 
 
 @dataclass
-class _Previous:
-    """An earlier run's answers file, journal applied: per row (question, answer values, extra cells)."""
+class _Plan:
+    """What a run will do, decided before anything is written: the output rows and what each one needs."""
 
-    rows: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
-    extra_header: list[str] = field(default_factory=list)
+    out: Path
+    header: list[str]  # the input columns, as written
+    extra_header: list[str]  # the earlier file's columns right of the answer columns, carried over
+    inputs: list[list[str]]
+    keys: list[Key]
+    values: list[list[str]]  # each row's answer cells as it starts
+    extras: list[list[str] | None]
+    ask: list[int]  # rows to send
+    earlier: Earlier
+    orphans: list[EarlierRow]  # earlier rows no benchmark row claims, with something in them
+    replaced: list[EarlierRow]  # earlier rows asked again, with something in them
+    skipped: int = 0
+    already_done: int = 0
+    not_sent: int = 0
+    warnings: list[str] = field(default_factory=list)
 
-
-def _previous_answers(out: Path, journal: Path) -> _Previous:
-    """What an earlier run left in `out` and its journal (a kill -9 leaves the journal a little ahead)."""
-    previous = _Previous()
-    if out.exists():
-        frame = read_table(out, rewrite=True)
-        if not is_answers_file(frame):
-            raise InputError(f"{out} exists and is not an answers file: choose another -o, or pass --fresh to "
-                             "replace it")
-        columns = [str(c) for c in frame.columns]
-        # Columns after the answer columns were added by someone else (grading): they are carried over.
-        after = columns.index("llm_answer")
-        previous.extra_header = [c for c in columns[after:] if c not in ANSWER_COLUMNS]
-        question_col = find_column([c for c in columns[:after] if c not in ANSWER_COLUMNS], QUESTION_ALIASES)
-        for c in ANSWER_COLUMNS:
-            if c not in frame.columns:
-                frame[c] = ""
-        questions = frame[question_col].tolist() if question_col else [""] * len(frame)
-        values = frame[ANSWER_COLUMNS].values.tolist()
-        extras = frame[previous.extra_header].values.tolist() if previous.extra_header else [[]] * len(frame)
-        previous.rows = [(q, list(v), list(x)) for q, v, x in zip(questions, values, extras, strict=True)]
-    if journal.exists():
-        blank_extras = [""] * len(previous.extra_header)
-        with open(journal, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                try:
-                    entry = json.loads(line)
-                    row, question, values = int(entry["row"]), str(entry["question"]), list(entry["values"])
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line torn by a kill mid-write
-                if len(values) != len(ANSWER_COLUMNS) or row < 0:
-                    continue
-                while len(previous.rows) <= row:
-                    previous.rows.append(("", [""] * len(ANSWER_COLUMNS), blank_extras))
-                extras = previous.rows[row][2] if previous.rows[row][0] == question else blank_extras
-                previous.rows[row] = (question, [str(v) for v in values], extras)
-    return previous
+    @property
+    def leaving(self) -> list[EarlierRow]:
+        """The earlier rows that lose their answer or verdict: they go to the backup before any write."""
+        return self.orphans + self.replaced
 
 
-# ---------------------------------------------------------------- answering
+def _input_columns(bench: Benchmark, warnings: list[str]) -> tuple[list[str], list[str]]:
+    """The benchmark's columns that go into the output, and their names there."""
+    header = [str(c) for c in bench.frame.columns]
+    if is_answers_file(bench.frame):
+        # Answering an answers file again (another model, say): its answers, and the verdicts given on them, are
+        # not this run's; only the columns before them are the questions'.
+        header = header[:header.index("llm_answer")]
+        header = [c for c in header if c not in ANSWER_COLUMNS]
+        warnings.append(f"{bench.path.name} already holds answers: its answer columns, and any verdicts after "
+                        "them, are left out of the output")
+    clashes = [c for c in header if c in ANSWER_COLUMNS]
+    if clashes:
+        warnings.append(f"input column(s) {', '.join(clashes)} renamed with an _input suffix: those names are "
+                        "the answer columns'")
+    return header, [f"{c}_input" if c in ANSWER_COLUMNS else c for c in header]
+
+
+def _plan(bench: Benchmark, out: Path, model_uri: str, *, limit: int | None, fresh: bool, force: bool) -> _Plan:
+    """Read the earlier answers file at `out` (and its journal) and match its rows to the benchmark's by text."""
+    warnings: list[str] = []
+    header, out_header = _input_columns(bench, warnings)
+    frame = bench.frame
+    questions = frame[bench.question_col].tolist()
+    references = frame[bench.reference_col].tolist() if bench.reference_col else [""] * len(frame)
+    keys = row_keys(questions, references)
+
+    try:
+        earlier = read_earlier(out, journal_path(out))
+    except InputError as error:
+        if not force:
+            raise InputError(f"{error}; it is not overwritten: fix it, choose another -o, or pass --force (it is "
+                             "first copied to a backup beside it)") from None
+        earlier = Earlier(out, exists=True, foreign=True)
+    matched, orphans = match(keys, earlier, use_reference=earlier.has_reference == (bench.reference_col is not None))
+    n_rows = len(keys)
+    if limit is not None:
+        # Never shrink an earlier file: rows beyond the limit that were there before stay, with what they had.
+        last_matched = max((i for i, row in enumerate(matched) if row is not None), default=-1)
+        n_rows = min(n_rows, max(limit, last_matched + 1))
+    orphans += [row for row in matched[n_rows:] if row is not None]
+    extra_header = [c for c in earlier.extra_header if c not in out_header]
+    extra_at = [earlier.extra_header.index(c) for c in extra_header]
+
+    def carried(cells: list[str]) -> list[str]:
+        return [cells[k] for k in extra_at]
+
+    inputs = [[str(c) for c in row] for row in frame[header].values.tolist()[:n_rows]] if header else \
+        [[] for _ in range(n_rows)]
+    plan = _Plan(out=out, header=out_header, extra_header=extra_header, inputs=inputs, keys=keys[:n_rows],
+                 values=[], extras=[], ask=[], earlier=earlier,
+                 orphans=[row for row in orphans if earlier.loses_something(row)], replaced=[], warnings=warnings)
+    ask_rows = min(n_rows, limit) if limit is not None else n_rows
+    for i in range(n_rows):
+        before = matched[i]
+        if not questions[i].strip():
+            plan.values.append(["", model_uri, "", "", "", EMPTY_QUESTION_ERROR])
+            plan.extras.append(carried(before.extras) if before is not None else None)
+            plan.skipped += 1
+        elif before is not None and before.answered and before.model in ("", model_uri) and not fresh:
+            plan.values.append(before.values)  # the same answer: its verdict and note stay with it
+            plan.extras.append(carried(before.extras))
+            plan.already_done += 1
+        elif i >= ask_rows:
+            plan.values.append(before.values if before is not None else ["", "", "", "", "", NOT_ASKED_ERROR])
+            plan.extras.append(carried(before.extras) if before is not None else None)
+            plan.not_sent += 1
+        else:
+            plan.ask.append(i)
+            if before is None:
+                plan.values.append([""] * len(ANSWER_COLUMNS))
+                plan.extras.append(None)
+                continue
+            if earlier.loses_something(before):
+                plan.replaced.append(before)  # asked again: the old answer and its verdict go to the backup
+            # An earlier failure stays visible until this run replaces it; an earlier answer does not.
+            plan.values.append(before.values if before.values[0] == "" else [""] * len(ANSWER_COLUMNS))
+            plan.extras.append(carried(earlier.without_answer_cells(before)))
+    return plan
+
+
+def _refuse_unless_forced(plan: _Plan, bench: Benchmark, model_uri: str) -> None:
+    """Writing over a file that is not this benchmark's answers, or over verdicts given on another model's
+    answers, is refused (exit 2) unless `--force`: it is what `-o` pointed at the wrong file looks like."""
+    earlier, out = plan.earlier, plan.out
+    if earlier.foreign:
+        raise InputError(f"{out} exists and is not an answers file: nothing was written; choose another -o, or pass "
+                         "--force to replace it (it is first copied to a backup beside it)")
+    not_here = [row for row in plan.orphans if earlier.graded(row)]
+    if not_here:
+        raise InputError(f"{out} holds {len(not_here)} graded row(s) whose question is not in {bench.path.name} "
+                         "(another benchmark's answers?): nothing was written; choose another -o, or pass --force "
+                         "(those rows then go to a backup beside it)")
+    by_others = [row for row in plan.replaced if earlier.graded(row) and row.model not in ("", model_uri)]
+    if by_others:
+        count, others = len(by_others), sorted({row.model for row in by_others})
+        raise InputError(f"{out} holds {count} graded answer(s) by {', '.join(others)}, not {model_uri}: nothing was "
+                         "written; choose another -o, or pass --force to answer again (the old answers and their "
+                         "verdicts then go to a backup beside it)")
+
+
+def _back_up(plan: _Plan, summary: AnswerSummary) -> None:
+    """Before anything is overwritten: the earlier rows that lose their answer or verdict, to a backup beside it."""
+    earlier = plan.earlier
+    if not (earlier.foreign or plan.leaving):
+        return
+    summary.backup = write_backup(earlier, plan.leaving)
+    summary.backup_rows = len(plan.leaving)
+    summary.backup_verdicts = sum(1 for row in plan.leaving if earlier.has_verdict(row))
+    if earlier.foreign:
+        summary.backup_note = f"{plan.out.name} was not an answers file: copied whole to {summary.backup}"
+    else:
+        summary.backup_note = (f"{summary.backup_verdicts} verdict(s) moved out of {plan.out.name}, with "
+                               f"{summary.backup_rows} earlier row(s) whose answer changed or left the benchmark "
+                               f"(answers, verdicts, notes): backup in {summary.backup}")
+    summary.warnings.append(summary.backup_note)
 
 
 def _answer_values(answer: Answer, model_uri: str, scrub: Callable[[str], str]) -> list[str]:
@@ -368,6 +377,7 @@ def answer_benchmark(
     concurrency: int | None = None,
     limit: int | None = None,
     fresh: bool = False,
+    force: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
     settings: Settings | None = None,
@@ -375,13 +385,16 @@ def answer_benchmark(
 ) -> AnswerSummary:
     """Ask `model` every question of the benchmark at `path`; write the answers CSV to `out`; return a summary.
 
+    The steps: read the benchmark and the earlier answers file (under the file's lock: one writer at a time), match
+    their rows by text, back up what would be lost, ask the questions still to ask, save as answers arrive.
+
     Synchronous: it runs the async engine in its own event loop, so a Textual thread worker can call it. Setting
     `cancel` stops at once (answers received are kept). Ctrl-C saves and raises `AnswerInterrupted` (a
-    KeyboardInterrupt carrying the summary). Raises `InputError` for a bad file and `ConfigError` for a missing
-    setting or a refused key / unknown model (those fail every row alike, so the run stops).
+    KeyboardInterrupt carrying the summary). Raises `InputError` for a bad file, or an output holding another
+    benchmark's or model's verdicts (unless `force`); `FileLockedError` when another process writes the output;
+    `ConfigError` for a missing setting or a refused key / unknown model (those fail every row alike).
     """
     from core.config import load_settings, resolve_model
-    from core.llm import CallOptions, Engine
 
     started = time.perf_counter()
     if concurrency is not None and concurrency < 1:
@@ -396,64 +409,39 @@ def answer_benchmark(
         raise InputError(f"the output {out_path} is the input file: the input is never modified; choose another -o")
     if out_path.is_dir():
         raise InputError(f"{out_path} is a folder: give -o a file name")
-    warnings = list(bench.warnings)
 
-    frame = bench.frame
-    header = [str(c) for c in frame.columns]
-    if is_answers_file(frame):
-        # Answering an answers file again (another model, say): its old answer columns are replaced, not doubled.
-        warnings.append(f"{bench.path.name} already holds answers: its {', '.join(ANSWER_COLUMNS)} columns are "
-                        "replaced in the output")
-        header = [c for c in header if c not in ANSWER_COLUMNS]
-    clashes = [c for c in header if c in ANSWER_COLUMNS]
-    if clashes:
-        warnings.append(f"input column(s) {', '.join(clashes)} renamed with an _input suffix: those names are "
-                        "the answer columns'")
-    out_header = [f"{c}_input" if c in ANSWER_COLUMNS else c for c in header]
-    questions = frame[bench.question_col].tolist()
+    with FileLock(out_path):
+        plan = _plan(bench, out_path, spec.uri, limit=limit, fresh=fresh, force=force)
+        if not force:
+            _refuse_unless_forced(plan, bench, spec.uri)
+        summary = AnswerSummary(out=out_path, model=spec.uri, rows=len(plan.keys),
+                                warnings=[*bench.warnings, *plan.warnings], skipped=plan.skipped,
+                                already_done=plan.already_done, not_sent=plan.not_sent)
+        _back_up(plan, summary)
+        return _ask_and_save(plan, spec, settings, summary, started, fresh=fresh, concurrency=concurrency,
+                             on_progress=on_progress, cancel=cancel or threading.Event())
 
-    earlier = _Previous()
-    journal = journal_path(out_path)
+
+def _ask_and_save(plan: _Plan, spec: ModelSpec, settings: Settings, summary: AnswerSummary, started: float, *,
+                  fresh: bool, concurrency: int | None, on_progress: Callable[[Progress], None] | None,
+                  cancel: threading.Event) -> AnswerSummary:
+    """Send the rows still to ask; save every answer as it arrives (journal at once, the CSV in small batches)."""
+    from core.llm import CallOptions, Engine
+
+    file = AnswersFile(plan.out, plan.header, plan.inputs, plan.keys, settings.secrets(), plan.extra_header)
+    for i, (values, extras) in enumerate(zip(plan.values, plan.extras, strict=True)):
+        file.set(i, values, extras)
     if fresh:
-        journal.unlink(missing_ok=True)
+        # Start over: the journal is not this run's. The file itself stays until the first answer arrives, so
+        # that a bad key does not cost the user their earlier answers.
+        file.journal.unlink(missing_ok=True)
+        file.holding = True
     else:
-        earlier = _previous_answers(out_path, journal)
-    previous = earlier.rows
-    extra_header = [c for c in earlier.extra_header if c not in out_header]
-    extra_at = [earlier.extra_header.index(c) for c in extra_header]
-    n_rows = len(questions)
-    if limit is not None:
-        # Never shrink an earlier, longer answers file: rows beyond the limit keep what they had.
-        n_rows = min(n_rows, max(limit, len(previous)))
-    inputs = frame[header].values.tolist()[:n_rows] if header else [[] for _ in range(n_rows)]
-    inputs = [[str(c) for c in row] for row in inputs]
-
-    file = _AnswersFile(out_path, out_header, inputs, settings.secrets(), extra_header)
-    summary = AnswerSummary(out=out_path, model=spec.uri, rows=n_rows, warnings=warnings)
-    pending: list[tuple[int, str]] = []
-    ask_rows = min(n_rows, limit) if limit is not None else n_rows
-    for i in range(n_rows):
-        question = questions[i]
-        before = previous[i] if i < len(previous) and previous[i][0] == question else None
-        extras = [before[2][k] for k in extra_at] if before is not None else None
-        if not question.strip():
-            file.set(i, ["", spec.uri, "", "", "", EMPTY_QUESTION_ERROR], extras)
-            summary.skipped += 1
-        elif before is not None and before[1][0] != "" and before[1][5] == "" and before[1][1] in ("", spec.uri):
-            file.set(i, before[1], extras)
-            summary.already_done += 1
-        elif i >= ask_rows:
-            file.set(i, before[1] if before is not None else ["", "", "", "", "", NOT_ASKED_ERROR], extras)
-            summary.not_sent += 1
-        else:
-            if before is not None:
-                file.set(i, before[1], extras)  # an earlier failure stays visible until this run replaces it
-            pending.append((i, question))
-    if not fresh:
-        # The merged state is now the file; the journal it came from has done its work. (With --fresh the old file
-        # stays until the first answer arrives, so that a bad key does not cost the user their earlier answers.)
+        # The merged state is now the file; the journal it came from has done its work.
         file.save()
         file.close(remove_journal=True)
+    questions = {i: plan.keys[i][0] for i in plan.ask}
+    pending = [(i, questions[i]) for i in plan.ask]
 
     latencies: list[float] = []
     counts = {"answered": 0, "failed": 0}
@@ -481,9 +469,9 @@ def answer_benchmark(
                              already_done=summary.already_done))
 
     def on_answer(answer: Answer) -> None:
-        values = _answer_values(answer, spec.uri, file.scrub)
-        file.record(answer.key, answer.question, values)
+        file.record(answer.key, _answer_values(answer, spec.uri, file.scrub))
         if answer.ok:
+            file.holding = False
             counts["answered"] += 1
             if answer.latency_s is not None:
                 latencies.append(answer.latency_s)
@@ -493,7 +481,6 @@ def answer_benchmark(
             counts["failed"] += 1
         file.maybe_save()
 
-    cancel = cancel or threading.Event()
     engine = Engine(spec, CallOptions.from_settings(settings, concurrency=concurrency))
 
     async def run() -> None:
@@ -538,11 +525,13 @@ def answer_benchmark(
     except BaseException:
         # A fatal error: what was received is saved all the same (the journal goes only once the CSV holds it).
         try:
-            if counts["answered"] + counts["failed"] or not fresh:
+            if counts["answered"] or not fresh:  # with --fresh, failures alone do not replace the earlier file
                 file.save(final=True)
             file.close(remove_journal=True)
         except OSError:
             file.close(remove_journal=False)
+        if not file.saved and summary.backup is not None and not plan.earlier.foreign:
+            summary.backup.unlink(missing_ok=True)  # nothing was written over: the earlier file is still whole
         raise
     finish()
     return summary

@@ -3,7 +3,8 @@
 The flow (`evaluate_file`):
 
 1. Read the CSV. A benchmark (questions and reference answers) is answered first by core's own async engine
-   (`core.benchmark.answer_benchmark`, which writes `STEM.answers.MODEL.csv` beside it and resumes an earlier one);
+   (`core.benchmark.answer_benchmark`, which writes `STEM.answers.PROVIDER-MODEL.csv` beside it and resumes an
+   earlier one);
    an answers CSV (from `proctor answer`, it has `llm_answer`) is judged as it is, with no new model call.
    Asking the model through a `predict_fn` inside evaluate is slow and can stall on sqlite (see the facts file), so
    evaluate only ever gets `outputs`.
@@ -377,6 +378,7 @@ def evaluate_file(
     fresh: bool = False,
     tags: dict[str, str] | None = None,
     answered: str | os.PathLike[str] | None = None,
+    force: bool = False,
 ) -> EvaluationSummary:
     """Evaluate the benchmark or answers CSV at `path`; log one MLflow run; return what it did.
 
@@ -385,7 +387,9 @@ def evaluate_file(
     only (default: PROCTOR_JUDGE, else azure:/gpt-4.1-nano when Azure is configured). `scorers`: names or a comma
     list (see `available_scorers`). `output`: where to write the per-row results CSV (`-o`). `judge_timeout`: the
     seconds one judge verdict may take, retries included (default 30). `cancel` stops between rows. `fresh`: for a
-    benchmark, ask every question again instead of reusing an earlier answers file by the same model. `tags`: more
+    benchmark, ask every question again instead of reusing an earlier answers file by the same model (the earlier
+    answers and their verdicts go to a backup). `force`: answer even into a file holding another benchmark's rows or
+    verdicts on another model's answers (see `core.benchmark.answer_benchmark`). `tags`: more
     tags for the run (a multi-model evaluation's `proctor.comparison`). `answered`: for a benchmark, the answers file
     this model already wrote for it (core.multi_eval answers with several models at once): judged as this run's
     answers, with no model call.
@@ -461,7 +465,7 @@ def evaluate_file(
 
             frame, answers_file, answer_warnings = load_benchmark(answered).frame, Path(answered), []
         else:
-            frame, answers_file, answer_warnings = _answer(path, table, settings, cancel, report, fresh)
+            frame, answers_file, answer_warnings = _answer(path, table, settings, cancel, report, fresh, force)
         table.answers_file = answers_file
         warnings.extend(answer_warnings)
         timings["answer_s"] = time.perf_counter() - t0
@@ -569,7 +573,8 @@ def _no_answers_message(rows: list[_Row], table: _Table, scrub: Callable[[object
 
 
 def _answer(path: Path, table: _Table, settings: Settings, cancel: threading.Event,
-            report: Callable[..., None], fresh: bool = False) -> tuple[pd.DataFrame, Path, list[str]]:
+            report: Callable[..., None], fresh: bool = False,
+            force: bool = False) -> tuple[pd.DataFrame, Path, list[str]]:
     from core.benchmark import answer_benchmark, load_benchmark
 
     def progress(p: Any) -> None:
@@ -577,7 +582,7 @@ def _answer(path: Path, table: _Table, settings: Settings, cancel: threading.Eve
 
     report("answering", 0, len(table.frame), message="answering")
     summary = answer_benchmark(path, model=table.model, on_progress=progress, cancel=cancel, settings=settings,
-                               benchmark=load_benchmark(path), fresh=fresh)
+                               benchmark=load_benchmark(path), fresh=fresh, force=force)
     warnings = [w for w in summary.warnings if "no reference" not in w]
     if summary.already_done:
         warnings.append(f"{summary.already_done} answer(s) reused from {summary.out.name} (an earlier run by the "

@@ -79,6 +79,7 @@ def evaluate_models(
     settings: Settings | None = None,
     fresh: bool = False,
     concurrency: int | None = None,
+    force: bool = False,
 ) -> MultiEvaluation:
     """Answer the benchmark at `path` with every model at once, judge each with the same judge, log one run per
     model tagged as one comparison, and compare each model after the first with the first.
@@ -141,7 +142,7 @@ def evaluate_models(
         try:
             outcomes[uri] = answer_benchmark(path, model=uri, concurrency=budget, on_progress=answered(uri),
                                              cancel=cancel, settings=settings, benchmark=load_benchmark(path),
-                                             fresh=fresh)
+                                             fresh=fresh, force=force)
         except BaseException as error:  # noqa: BLE001 - re-raised in the calling thread below
             outcomes[uri] = error
             cancel.set()  # a refused key or unknown model stops the others too: the comparison cannot finish

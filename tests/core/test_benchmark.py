@@ -157,8 +157,10 @@ def test_the_shipped_benchmark():
 
 def test_default_output_path_and_is_answers_file(tmp_path):
     assert default_output_path(tmp_path / "bench.csv", "azure:/gpt-4.1-nano") == tmp_path / \
-        "bench.answers.gpt-4.1-nano.csv"
-    assert default_output_path("data/q.csv", "openai:/org/model:v1").name == "q.answers.org-model-v1.csv"
+        "bench.answers.azure-gpt-4.1-nano.csv"
+    assert default_output_path(tmp_path / "bench.csv", "openai:/gpt-4.1-nano").name == \
+        "bench.answers.openai-gpt-4.1-nano.csv", "two providers, two files"
+    assert default_output_path("data/q.csv", "openai:/org/model:v1").name == "q.answers.openai-org-model-v1.csv"
     assert default_output_path("q.csv", "local:/").name == "q.answers.local.csv"
     bench = load_benchmark(write(tmp_path / "b.csv", "question\nQ?\n"))
     assert not is_answers_file(bench.frame)
@@ -198,7 +200,7 @@ def test_default_output_beside_the_input(openai_env, tmp_path):
     (tmp_path / "sub").mkdir()
     path = write(tmp_path / "sub" / "bench.csv", "question\nQ?\n")
     summary = answer_benchmark(path, model="openai:/my-model")
-    assert summary.out == tmp_path / "sub" / "bench.answers.my-model.csv"
+    assert summary.out == tmp_path / "sub" / "bench.answers.openai-my-model.csv"
     assert summary.out.exists()
     assert summary.warnings and "reference" in summary.warnings[0]
 
@@ -274,7 +276,7 @@ def test_resume_sends_only_missing_rows_and_fresh_starts_over(openai_env, tmp_pa
     assert set(openai_env.attempts.values()) == {2}
 
 
-def test_resume_only_reuses_the_same_question_at_the_same_row_by_the_same_model(openai_env, tmp_path):
+def test_resume_only_reuses_the_same_question_by_the_same_model(openai_env, tmp_path):
     path = write(tmp_path / "b.csv", "question\nQ0?\nQ1?\nQ2?\n")
     out = tmp_path / "out.csv"
     answer_benchmark(path, out)
@@ -289,11 +291,14 @@ def test_resume_only_reuses_the_same_question_at_the_same_row_by_the_same_model(
 def test_an_out_file_that_is_not_an_answers_file_is_not_overwritten(openai_env, tmp_path):
     path = write(tmp_path / "b.csv", "question\nQ?\n")
     precious = write(tmp_path / "precious.csv", "a,b\n1,2\n")
-    with pytest.raises(InputError, match="not an answers file"):
-        answer_benchmark(path, precious)
-    assert precious.read_text() == "a,b\n1,2\n"
-    answer_benchmark(path, precious, fresh=True)
+    for fresh in (False, True):
+        with pytest.raises(InputError, match="not an answers file.*--force"):
+            answer_benchmark(path, precious, fresh=fresh)
+        assert precious.read_text() == "a,b\n1,2\n"
+    summary = answer_benchmark(path, precious, force=True)
     assert is_answers_file(read_table(precious))
+    assert summary.backup.read_text() == "a,b\n1,2\n", "copied whole before it was replaced"
+    assert str(summary.backup) in summary.backup_note
 
 
 def test_answering_an_answers_file_replaces_its_answer_columns(openai_env, tmp_path):
@@ -328,9 +333,13 @@ def test_columns_added_after_the_answers_survive_a_resume(openai_env, tmp_path, 
     frame = read_table(out)
     assert list(frame.columns) == ["question", *ANSWER_COLUMNS, "human_verdict", "human_note"]
     assert frame["human_verdict"].tolist() == ["correct", "", "", ""]
-    assert frame["human_note"].tolist() == ["=looks right", "no answer", "", ""]
+    # Row 1's note judged its failure; the failure was retried, so the note left with it, to the backup.
+    assert frame["human_note"].tolist() == ["=looks right", "", "", ""]
     assert frame["llm_answer"].tolist() == ["fine", "fine", "=bad", "fine"]
     assert raw_rows(out)[1][-1] == "'=looks right"
+    assert (summary.backup_rows, summary.backup_verdicts) == (1, 0)
+    backup = read_table(summary.backup)
+    assert backup["question"].tolist() == ["Q1?"] and backup["human_note"].tolist() == ["no answer"]
 
 
 def test_journal_left_by_a_kill_is_merged_on_resume(openai_env, tmp_path):
@@ -340,8 +349,10 @@ def test_journal_left_by_a_kill_is_merged_on_resume(openai_env, tmp_path):
     answer_benchmark(path, out, limit=1)  # the CSV holds row 0
     journal = journal_path(out)
     journal.write_text(
-        '{"row": 1, "question": "Q1?", "values": ["from journal", "openai:/gpt-4.1-mini", "0.1", "1", "2", ""]}\n'
-        '{"row": 2, "question": "Q-other?", "values": ["stale", "openai:/gpt-4.1-mini", "0.1", "1", "2", ""]}\n'
+        '{"row": 1, "question": "Q1?", "reference": "", "nth": 0, '
+        '"values": ["from journal", "openai:/gpt-4.1-mini", "0.1", "1", "2", ""]}\n'
+        '{"row": 2, "question": "Q-other?", "reference": "", "nth": 0, '
+        '"values": ["stale", "openai:/gpt-4.1-mini", "0.1", "1", "2", ""]}\n'
         '{"row": 3, "question": "Q3?", "val', encoding="utf-8")
     openai_env.reset()
     summary = answer_benchmark(path, out)
@@ -349,6 +360,8 @@ def test_journal_left_by_a_kill_is_merged_on_resume(openai_env, tmp_path):
     assert sorted(q for _, q in openai_env.attempts) == ["Q2?", "Q3?", "Q4?"]
     assert read_table(out)["llm_answer"][1] == "from journal"
     assert not journal.exists()
+    # The answer to a question no longer in the benchmark is not dropped: it went to the backup.
+    assert read_table(summary.backup)["llm_answer"].tolist() == ["stale"]
 
 
 def test_cancel_keeps_what_was_received(openai_env, tmp_path):
@@ -405,6 +418,158 @@ def test_fatal_errors_stop_the_run_with_a_config_error(openai_env, tmp_path, mon
     assert "sk-wrong" not in str(caught.value)
 
 
+# ---------------------------------------------------------------- a verdict belongs to an answer
+
+
+def _grade(out: Path, verdicts: dict[str, tuple[str, str]]) -> None:
+    """Grade rows of `out` the way a person does, through a GradingSession: {question: (verdict, note)}."""
+    from core.grading import GradingSession
+
+    with GradingSession(out) as session:
+        for row in range(session.rows):
+            if session.question(row) in verdicts:
+                verdict, note = verdicts[session.question(row)]
+                session.set_verdict(row, verdict, note)
+
+
+def _graded(out: Path) -> dict[str, tuple[str, str, str]]:
+    frame = read_table(out)
+    return {q: (a, v, n) for q, a, v, n in zip(frame["question"], frame["llm_answer"], frame["human_verdict"],
+                                                frame["human_note"], strict=True)}
+
+
+def test_rows_are_matched_by_text_not_position(openai_env, tmp_path):
+    """A question inserted at the top, then the graded file sorted in a spreadsheet: nothing re-asked, nothing lost."""
+    path = write(tmp_path / "b.csv", "question,answer\n" + "".join(f"Q{i}?,A{i}\n" for i in range(5)))
+    out = tmp_path / "out.csv"
+    answer_benchmark(path, out)
+    _grade(out, {f"Q{i}?": ("correct" if i % 2 else "incorrect", f"note {i}") for i in range(5)})
+    before = _graded(out)
+
+    write(path, "question,answer\nNew first?,N\n" + "".join(f"Q{i}?,A{i}\n" for i in range(5)))
+    openai_env.reset()
+    summary = answer_benchmark(path, out)
+    assert (summary.answered, summary.already_done, summary.backup) == (1, 5, None)
+    assert [q for _, q in openai_env.attempts] == ["New first?"]
+    after = _graded(out)
+    assert {q: after[q] for q in before} == before, "every verdict and note stayed with its answer"
+    assert read_table(out)["question"].tolist() == ["New first?", *(f"Q{i}?" for i in range(5))]
+
+    from core.csvio import write_csv_atomic
+
+    frame = read_table(out)
+    write_csv_atomic(frame.sort_values("human_verdict", ascending=False), out)  # sorted in a spreadsheet
+    openai_env.reset()
+    summary = answer_benchmark(path, out)
+    assert (summary.answered, summary.already_done, summary.backup) == (0, 6, None)
+    assert not openai_env.attempts
+    assert _graded(out) == after
+    assert read_table(out)["question"].tolist() == ["New first?", *(f"Q{i}?" for i in range(5))], \
+        "rows back in the benchmark's order"
+
+
+def test_a_question_asked_twice_is_two_rows(openai_env, tmp_path):
+    path = write(tmp_path / "b.csv", "question,answer\nSame?,x\nOther?,y\nSame?,x\n")
+    out = tmp_path / "out.csv"
+    answer_benchmark(path, out)
+    _grade(out, {"Other?": ("correct", "")})
+    openai_env.reset()
+    summary = answer_benchmark(path, out)
+    assert (summary.answered, summary.already_done) == (0, 3)
+    write(path, "question,answer\nSame?,x\nOther?,y\nSame?,x\nSame?,x\n")
+    summary = answer_benchmark(path, out)
+    assert (summary.answered, summary.already_done) == (1, 3)
+
+
+def test_fresh_moves_verdicts_with_their_answers_to_a_backup(openai_env, tmp_path):
+    path = write(tmp_path / "b.csv", "question,answer\n" + "".join(f"Q{i}?,A{i}\n" for i in range(4)))
+    out = tmp_path / "out.csv"
+    answer_benchmark(path, out)
+    _grade(out, {"Q0?": ("correct", "good"), "Q2?": ("incorrect", "")})
+    old = read_table(out)
+    openai_env.behaviour.responder = lambda body, info: f"new answer to {info.question}"
+    summary = answer_benchmark(path, out, fresh=True)
+    assert summary.answered == 4 and (summary.backup_rows, summary.backup_verdicts) == (4, 2)
+    assert summary.backup.parent == tmp_path and summary.backup.name.startswith("out.backup-")
+    assert "2 verdict(s)" in summary.backup_note and str(summary.backup) in summary.backup_note
+    frame = read_table(out)
+    assert (frame["human_verdict"] == "").all() and (frame["human_note"] == "").all(), \
+        "no verdict left next to an answer it was not given on"
+    assert frame["llm_answer"].str.startswith("new answer").all()
+    backup = read_table(summary.backup)
+    assert backup.equals(old), "the backup holds the old rows whole: answers, verdicts, notes"
+
+
+def test_another_models_graded_file_is_refused_unless_forced(openai_env, tmp_path):
+    path = write(tmp_path / "b.csv", "question,answer\n" + "".join(f"Q{i}?,A{i}\n" for i in range(3)))
+    out = tmp_path / "out.csv"
+    answer_benchmark(path, out)
+    _grade(out, {"Q1?": ("correct", "")})
+    data = out.read_bytes()
+    openai_env.reset()
+    with pytest.raises(InputError, match="1 graded answer.*gpt-4.1-mini.*--force") as caught:
+        answer_benchmark(path, out, model="openai:/other")
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+    assert out.read_bytes() == data and not openai_env.attempts, "nothing asked, nothing written"
+    assert list(tmp_path.glob("out.backup-*")) == []
+    summary = answer_benchmark(path, out, model="openai:/other", force=True)
+    assert summary.answered == 3 and summary.backup_verdicts == 1
+    frame = read_table(out)
+    assert frame["model"].tolist() == ["openai:/other"] * 3 and (frame["human_verdict"] == "").all()
+    assert read_table(summary.backup)["human_verdict"].tolist() == ["", "correct", ""]
+
+
+def test_another_benchmarks_graded_file_is_refused_unless_forced(openai_env, tmp_path):
+    first = write(tmp_path / "first.csv", "question,answer\n" + "".join(f"F{i}?,A{i}\n" for i in range(3)))
+    other = write(tmp_path / "other.csv", "question,answer\nO?,x\n")
+    out = tmp_path / "graded.csv"
+    answer_benchmark(first, out)
+    _grade(out, {"F0?": ("correct", ""), "F2?": ("incorrect", "")})
+    data = out.read_bytes()
+    for fresh in (False, True):
+        with pytest.raises(InputError, match="2 graded row.*not in other.csv.*--force"):
+            answer_benchmark(other, out, fresh=fresh)
+        assert out.read_bytes() == data
+    summary = answer_benchmark(other, out, force=True)
+    assert read_table(out)["question"].tolist() == ["O?"]
+    assert read_table(summary.backup)["question"].tolist() == ["F0?", "F1?", "F2?"]
+    assert summary.backup_verdicts == 2
+
+
+def test_a_fatal_error_with_fresh_leaves_the_file_whole_and_no_backup(openai_env, tmp_path, monkeypatch):
+    path = write(tmp_path / "b.csv", "question\nQ?\n")
+    out = tmp_path / "out.csv"
+    answer_benchmark(path, out)
+    data = out.read_bytes()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-0123456789")
+    with pytest.raises(ConfigError):
+        answer_benchmark(path, out, fresh=True)
+    assert out.read_bytes() == data
+    assert list(tmp_path.glob("out.backup-*")) == []
+
+
+def test_another_writer_holding_the_file_stops_the_run(openai_env, tmp_path):
+    from core.filelock import FileLock, FileLockedError
+
+    path = write(tmp_path / "b.csv", "question\nQ?\n")
+    out = tmp_path / "out.csv"
+    with FileLock(out), pytest.raises(FileLockedError) as caught:
+        answer_benchmark(path, out)
+    assert caught.value.exit_code == 2 and not out.exists() and not openai_env.attempts
+    answer_benchmark(path, out)  # the lock went with its holder
+    assert not (tmp_path / ".out.csv.lock").exists()
+
+
+def test_default_names_are_safe_on_every_os():
+    names = [default_output_path(stem, uri).name for stem, uri in [
+        ("a:b*c?.csv", "openai:/x\\y|z<>\"q"), ("con.csv", "azure:/d"), ("NUL.x.csv", "openai:/m"),
+        ("q.csv", "openai:/" + "m" * 400), ("bench .csv", "azure:/dep.")]]
+    for name in names:
+        assert not set(name) & set('<>:"/\\|?*'), name
+        assert name.split(".")[0].upper() not in {"CON", "PRN", "AUX", "NUL"}, name
+        assert len(name.encode()) < 255 and not name.endswith((" ", ".")), name
+
+
 # ---------------------------------------------------------------- kill -9 and Ctrl-C, in a real subprocess
 
 
@@ -425,10 +590,10 @@ def _wait_for(condition, timeout: float = 30.0) -> None:
 
 def _answered_rows(out: Path) -> dict[int, str]:
     """Rows answered in the file plus its journal: what a resume will not send again."""
-    from core.benchmark import _previous_answers
+    from core.answers_file import read_earlier
 
-    rows = _previous_answers(out, journal_path(out)).rows
-    return {i: q for i, (q, values, _) in enumerate(rows) if values[0] and not values[5]}
+    rows = read_earlier(out, journal_path(out)).rows
+    return {i: row.key[0] for i, row in enumerate(rows) if row.answered}
 
 
 @pytest.mark.slow
@@ -448,9 +613,11 @@ def test_killed_half_way_then_restarted_sends_no_finished_row_again(tmp_path):
         assert proc.returncode == -signal.SIGKILL
         time.sleep(0.3)  # let the server finish the requests that were in flight
         received = _answered_rows(out)
-        assert n // 3 <= len(received) < n, f"{len(received)} rows were saved before the kill"
-        in_csv = int((read_table(out)["llm_answer"] != "").sum())
-        assert in_csv >= len(received) - 8, "the CSV itself is at most a small batch behind the journal"
+        # What must hold, however loaded the machine: the kill came half way, and every answer received is kept
+        # (in the CSV or the journal beside it). How far the CSV lagged the journal is a speed, not a property.
+        assert 0 < len(received) < n, f"{len(received)} rows were saved before the kill"
+        in_csv = read_table(out)
+        assert set(in_csv["question"][in_csv["llm_answer"] != ""]) <= set(received.values())
         asked_before = dict(server.attempts)
 
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)

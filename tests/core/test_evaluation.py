@@ -341,7 +341,7 @@ def test_a_second_evaluation_reuses_the_answers_unless_fresh(tmp_path: Path, azu
     evaluate_file(bench, judge="none")
     assert model_calls() == 3
     again = evaluate_file(bench, judge="none")
-    assert model_calls() == 3  # answered from bench.answers.gpt-4.1-nano.csv, no new model call
+    assert model_calls() == 3  # answered from bench.answers.azure-gpt-4.1-nano.csv, no new model call
     assert any("reused" in w and "--fresh" in w for w in again.warnings)
     evaluate_file(bench, judge="none", fresh=True)
     assert model_calls() == 6

@@ -25,7 +25,7 @@ def test_every_row_answered_exits_0_with_a_summary_and_the_default_name(openai_e
     path = bench(tmp_path)
     assert main(["answer", str(path)]) == 0
     captured = capsys.readouterr()
-    out = tmp_path / "bench.answers.gpt-4.1-mini.csv"
+    out = tmp_path / "bench.answers.openai-gpt-4.1-mini.csv"
     assert out.exists()
     assert "answered 5, failed 0, skipped 0 (of 5 rows, openai:/gpt-4.1-mini)" in captured.out
     assert "latency mean" in captured.out and "p95" in captured.out and "tokens" in captured.out
@@ -138,3 +138,37 @@ def test_help_documents_the_default_name_and_exit_codes(capsys):
         main(["answer", "--help"])
     text = capsys.readouterr().out
     assert "BENCHMARK.answers.MODEL.csv" in text and "--fresh" in text and "Exit status" in text
+
+
+def _grade_first_row(out: Path) -> None:
+    from core.grading import GradingSession
+
+    with GradingSession(out) as session:
+        session.set_verdict(0, "correct", note="checked")
+
+
+def test_another_models_graded_file_exits_2_naming_force_then_force_keeps_a_backup(openai_env, tmp_path, capsys):
+    path = bench(tmp_path, 3)
+    assert main(["answer", str(path), "-o", "out.csv", "-q"]) == 0
+    _grade_first_row(tmp_path / "out.csv")
+    data = (tmp_path / "out.csv").read_bytes()
+    capsys.readouterr()
+    assert main(["answer", str(path), "-o", "out.csv", "--model", "openai:/other", "--fresh"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("proctor: error: ") and err.count("\n") == 1 and "--force" in err
+    assert (tmp_path / "out.csv").read_bytes() == data
+    assert main(["answer", str(path), "-o", "out.csv", "--model", "openai:/other", "--force", "-q"]) == 0
+    err = capsys.readouterr().err
+    backups = list(tmp_path.glob("out.backup-*.csv"))
+    assert len(backups) == 1 and "1 verdict(s) moved" in err and backups[0].name in err, "said even with -q"
+    assert read_table(backups[0])["human_note"].tolist() == ["checked", "", ""]
+
+
+def test_fresh_on_a_graded_file_says_where_the_verdicts_went(openai_env, tmp_path, capsys):
+    path = bench(tmp_path, 2)
+    assert main(["answer", str(path), "-o", "out.csv", "-q"]) == 0
+    _grade_first_row(tmp_path / "out.csv")
+    assert main(["answer", str(path), "-o", "out.csv", "--fresh"]) == 0
+    err = capsys.readouterr().err
+    assert "proctor: warning: 1 verdict(s) moved out of out.csv, with 2 earlier row(s)" in err
+    assert (read_table(tmp_path / "out.csv")["human_verdict"] == "").all()

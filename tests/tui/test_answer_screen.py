@@ -70,16 +70,16 @@ async def test_answers_with_live_progress_then_opens_in_grade(openai_env, tmp_pa
         live = [text for text, total in seen if "/24 rows" in text and total == 24]
         assert any(not text.startswith(("0/", "24/")) for text in live), seen
         status = text_of(screen, "#answer-status")
-        assert "Done: 24 answered, 0 failed" in status and "benchmark.answers.gpt-4.1-mini.csv" in status
+        assert "Done: 24 answered, 0 failed" in status and "benchmark.answers.openai-gpt-4.1-mini.csv" in status
         bar = screen.query_one("#answer-progress", ProgressBar)
         assert (bar.total, bar.progress) == (24, 24)
         assert screen.query_one("#answer-open", Button).display
-        frame = read_table(tmp_path / "benchmark.answers.gpt-4.1-mini.csv")
+        frame = read_table(tmp_path / "benchmark.answers.openai-gpt-4.1-mini.csv")
         assert (frame["llm_answer"] != "").all() and len(frame) == 24
         await pilot.pause()  # let the button that just appeared be laid out before clicking it
         await pilot.click("#answer-open")
         await pilot.pause()
-        assert app.result == str(tmp_path / "benchmark.answers.gpt-4.1-mini.csv")
+        assert app.result == str(tmp_path / "benchmark.answers.openai-gpt-4.1-mini.csv")
         assert app.opened == [app.result]
 
 
@@ -99,7 +99,7 @@ async def test_cancel_keeps_what_was_answered_and_start_again_resumes(openai_env
         summary = screen.summary
         assert summary.cancelled and 0 < summary.answered < 200
         assert "Cancelled" in text_of(screen, "#answer-status")
-        out = tmp_path / "benchmark.answers.gpt-4.1-mini.csv"
+        out = tmp_path / "benchmark.answers.openai-gpt-4.1-mini.csv"
         kept = int((read_table(out)["llm_answer"] != "").sum())
         assert kept == summary.answered
         asked = sum(openai_env.attempts.values())
@@ -158,4 +158,4 @@ async def test_from_the_app_ctrl_b_answers_and_opens_the_grade_pane(openai_env, 
         assert app.query_one("#panes").active == "grade"
         grade = app.query_one("#grade-pane")
         await wait_for(pilot, lambda: getattr(grade, "session", None) is not None)
-        assert Path(str(grade.session.path)).name == "benchmark.answers.gpt-4.1-mini.csv"
+        assert Path(str(grade.session.path)).name == "benchmark.answers.openai-gpt-4.1-mini.csv"

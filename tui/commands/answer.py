@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "ready for a spreadsheet. Running the same command again resumes: answered rows are not sent "
                     "again, failed ones are retried.",
         epilog="Exit status: 0 every row answered; 1 some rows failed (marked in the error column); 2 bad command "
-               "line, input file or setting; 130 interrupted (what was received is saved).")
+               "line, input file or setting, or OUT.csv written by another process or holding verdicts that "
+               "--force would move; 130 interrupted (what was received is saved).")
     parser.add_argument("benchmark", metavar="BENCHMARK.csv", help="the questions (a question column; an answer "
                         "column for grading later)")
     parser.add_argument("-o", "--output", metavar="OUT.csv",
@@ -46,7 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="requests in flight at once (default: PROCTOR_CONCURRENCY, else 8)")
     parser.add_argument("--limit", "-n", type=_positive, metavar="N",
                         help="answer only the first N rows (a trial run; run again without it to finish)")
-    parser.add_argument("--fresh", action="store_true", help="start over: ignore (and replace) answers in OUT.csv")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start over: ask every question again (earlier answers and their verdicts go to a "
+                             "backup beside OUT.csv)")
+    parser.add_argument("--force", action="store_true",
+                        help="write even over another benchmark's answers, a file that is not an answers file, or "
+                             "verdicts given on another model's answers (a backup is still made first)")
     parser.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     parser.add_argument("--progress", action="store_true",
                         help="draw the progress bar even when stderr is not a terminal")
@@ -124,22 +130,25 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         summary = answer_benchmark(bench.path, args.output, model=args.model, concurrency=args.concurrency,
-                                   limit=args.limit, fresh=args.fresh, on_progress=bar, settings=settings,
-                                   benchmark=bench)
+                                   limit=args.limit, fresh=args.fresh, force=args.force, on_progress=bar,
+                                   settings=settings, benchmark=bench)
     except AnswerInterrupted as interrupted:
         if bar:
             bar.close()
         kept = interrupted.summary
+        if kept.backup_note:
+            print(f"proctor: warning: {kept.backup_note}", file=sys.stderr)
         print(f"proctor: interrupted: kept {kept.answered + kept.already_done} answer(s) in {kept.out}; run the same "
               "command again to resume", file=sys.stderr)
         return interrupted_status()
     finally:
         if bar:
             bar.close()
+    for warning in summary.warnings:
+        # Where a person's verdicts went is said even with --quiet.
+        if warning not in bench.warnings and (not args.quiet or warning == summary.backup_note):
+            print(f"proctor: warning: {warning}", file=sys.stderr)
     if not args.quiet:
-        for warning in summary.warnings:
-            if warning not in bench.warnings:
-                print(f"proctor: warning: {warning}", file=sys.stderr)
         _report(summary, sys.stdout)
         if summary.answered + summary.failed == 0 and summary.already_done:
             print(f"nothing to send: every row was already answered ({time.perf_counter() - started:.1f} s); "

@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "verdicts the file holds from the same judge")
     parser.add_argument("--concurrency", "-c", type=int, metavar="N",
                         help="requests in flight at once, shared by all the models (default PROCTOR_CONCURRENCY, 8)")
+    parser.add_argument("--force", action="store_true",
+                        help="for a benchmark: answer even into an answers file holding another benchmark's rows or "
+                             "verdicts on another model's answers (they go to a backup beside it first)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
     parser.set_defaults(func=run)
 
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         summary = evaluate_file(
             args.file, model=models[0] if models else None, judge=args.judge, experiment=args.experiment,
             run_name=args.run_name, scorers=args.scorers, output=args.output, judge_timeout=args.judge_timeout,
-            on_progress=show, cancel=cancel, settings=settings, fresh=args.fresh,
+            on_progress=show, cancel=cancel, settings=settings, fresh=args.fresh, force=args.force,
         )
     except KeyboardInterrupt:
         cancel.set()
@@ -139,7 +142,7 @@ def _run_several(args: argparse.Namespace, models: list[str], settings) -> int: 
         result = evaluate_models(
             args.file, models, judge=args.judge, experiment=args.experiment, run_name=args.run_name,
             scorers=args.scorers, output=args.output, judge_timeout=args.judge_timeout, on_progress=show,
-            cancel=cancel, settings=settings, fresh=args.fresh,
+            cancel=cancel, settings=settings, fresh=args.fresh, force=args.force,
         )
     except KeyboardInterrupt:
         cancel.set()

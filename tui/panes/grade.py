@@ -15,6 +15,7 @@ pressed meanwhile wait in a queue and run in order, so a fast grader never grade
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,6 +166,10 @@ class GradePane(Vertical, can_focus=True):
 
     def open_file(self, path: str) -> None:
         """Open `path` (an answers CSV) in the pane; errors show in the pane, never as a traceback."""
+        if self.session is not None and not self.session.read_only and \
+                os.path.realpath(path) == os.path.realpath(self.session.path):
+            self.action_reload()  # already open and written here: read it again, keeping our lock
+            return
         self.load(str(path))
 
     @work(thread=True, exclusive=True, group="grade-load")
