@@ -332,13 +332,13 @@ def test_cli_answer_into_a_read_only_folder_is_one_line_and_exit_2(openai_env, t
 
 
 def test_cli_fresh_answer_with_a_full_disk_is_one_line_and_exit_2(openai_env, tmp_path, capsys, monkeypatch):
-    import core.benchmark
+    import core.answers_file
 
     path = tmp_path / "bench.csv"
     # One row: a second request in flight would be abandoned, and the fake server would print about it.
     path.write_text("question,answer\nQ1?,A1\n", encoding="utf-8")
     # --fresh asks before the first save: the journal is the first write, and the disk is full.
-    monkeypatch.setattr(core.benchmark, "open", _fail(errno.ENOSPC), raising=False)
+    monkeypatch.setattr(core.answers_file, "open", _fail(errno.ENOSPC), raising=False)  # the journal's open
     monkeypatch.setattr("os.replace", _fail(errno.ENOSPC))
     assert main(["answer", str(path), "-o", "out.csv", "--fresh"]) == 2
     err = capsys.readouterr().err
