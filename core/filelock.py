@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from core.errors import InputError, ProctorError
+from core.errors import InputError, ProctorError, WriteError
 
 try:
     import fcntl
@@ -94,8 +94,8 @@ class FileLock:
         while True:
             try:
                 fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as error:
-                raise InputError(f"cannot lock {self.path}: {error.strerror} ({self.lock_file})") from None
+            except OSError as error:  # a read-only folder: the file itself could not be written either
+                raise WriteError(self.lock_file, error) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -114,8 +114,11 @@ class FileLock:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only the pid shown to others is missing
         self._fd = fd
 
     def try_acquire(self, wait: float = PROBE_GRACE_S) -> bool:
