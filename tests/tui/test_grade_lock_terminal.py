@@ -102,7 +102,7 @@ def _until(action: Callable[[], None], condition: Callable[[], bool], what: str,
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_the_app_in_a_terminal_shows_read_only_then_takes_over(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
-    bench = tmp_path / "data" / "bench.csv"  # the app's folder then lists one CSV: the answers file
+    bench = tmp_path / "data" / "bench.csv"
     bench.write_text("question,answer\nQ0?,a\nQ1?,b\nQ2?,c\n", encoding="utf-8")
     out = tmp_path / "answers.csv"
     gate = _Gate("Q3?")
@@ -128,7 +128,13 @@ def test_the_app_in_a_terminal_shows_read_only_then_takes_over(tmp_path: Path) -
                             f"{sys.executable} -m tui.cli"], env=env, check=True)
             _wait_for(lambda: "Chat" in screen(), "the app's first frame")
             _until(keys("F3"), lambda: "Enter opens" in screen(), "the Grade pane's file picker")
-            _until(keys("Down", "Enter"), lambda: "READ-ONLY" in screen(), "the read-only banner")
+
+            def open_answers() -> None:  # clear the path field, type the file's name, Enter
+                keys("C-u")()
+                keys("-l", "answers.csv")()
+                keys("Enter")()
+
+            _until(open_answers, lambda: "READ-ONLY" in screen(), "the read-only banner")
             assert f"pid {answering.pid}" in screen()
             keys("y")()
             _wait_for(lambda: "nothing was saved" in screen(), "the pane to say the verdict was not saved")

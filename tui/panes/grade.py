@@ -582,6 +582,8 @@ class GradePane(Vertical, can_focus=True):
         session, self.session = self.session, None
         session.close()
         self.current = None
+        self.locked = None
+        self.lock_free = False
         self.blocked = None
         self.changed_on_disk = False
         self.disagreement_mode = False
