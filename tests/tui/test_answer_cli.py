@@ -137,7 +137,8 @@ def test_help_documents_the_default_name_and_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["answer", "--help"])
     text = capsys.readouterr().out
-    assert "BENCHMARK.answers.MODEL.csv" in text and "--fresh" in text and "Exit status" in text
+    assert "BENCHMARK.answers.PROVIDER-MODEL.csv" in text and "Exit status" in text
+    assert "--fresh" in text and "--force" in text
 
 
 def _grade_first_row(out: Path) -> None:

@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("benchmark", metavar="BENCHMARK.csv", help="the questions (a question column; an answer "
                         "column for grading later)")
     parser.add_argument("-o", "--output", metavar="OUT.csv",
-                        help="where to save the answers (default: BENCHMARK.answers.MODEL.csv beside the input)")
+                        help="where to save the answers (default: BENCHMARK.answers.PROVIDER-MODEL.csv beside the "
+                             "input)")
     parser.add_argument("--model", "-m", help="model URI: azure:/DEPLOYMENT, openai:/MODEL or local:/smollm2 "
                         "(default: PROCTOR_MODEL, else the first configured provider)")
     parser.add_argument("--concurrency", "-c", type=_positive, metavar="N",
