@@ -347,6 +347,29 @@ def test_a_second_evaluation_reuses_the_answers_unless_fresh(tmp_path: Path, azu
     assert model_calls() == 6
 
 
+def test_evaluating_a_grown_benchmark_keeps_the_verdicts_on_its_answers(tmp_path: Path, azure, tracking: str) -> None:  # noqa: ANN001
+    """evaluate BENCH.csv answers through answer_benchmark: rows matched by text, verdicts stay with their answers."""
+    from core.csvio import read_table
+    from core.grading import GradingSession
+
+    def model_calls() -> int:
+        return sum(1 for i in azure.log if "<claim>" not in i.question)
+
+    bench = write_benchmark(tmp_path / "bench.csv", QUESTIONS[:3])
+    first = evaluate_file(bench, judge="none")
+    with GradingSession(first.answers_file) as session:
+        session.set_verdict(2, "correct", note="checked")
+    graded = session.question(2)
+    write_benchmark(bench, [QUESTIONS[3], *QUESTIONS[:3]])  # a question inserted at the top
+    asked = model_calls()
+    again = evaluate_file(bench, judge="none")
+    assert model_calls() - asked == 1, "only the new question was asked"
+    frame = read_table(again.answers_file)
+    row = frame["question"].tolist().index(graded)
+    assert row == 3 and (frame["human_verdict"][row], frame["human_note"][row]) == ("correct", "checked")
+    assert again.metrics["human_accuracy"] == 1.0
+
+
 # ---------------------------------------------------------------- a store locked mid-run; re-runs (issue 10)
 
 
