@@ -28,6 +28,7 @@ import hashlib
 import math
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -828,10 +829,14 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
             raise
         except (MlflowException, OSError) as error:
             failure = f"the MLflow store failed: {describe_store_error(error, tracking)}"
-            raise StoreError(f"{failure} while logging run {run.info.run_id} (marked FAILED)", results=results,
+            raise StoreError(f"{failure} while logging run {run.info.run_id}", results=results,
                              run_id=run.info.run_id) from None
         finally:
-            _end_run(mlflow, status, scrub(failure))
+            ended = _end_run(mlflow, run.info.run_id, status, scrub(failure))
+            in_flight = sys.exc_info()[1]
+            if isinstance(in_flight, ProctorError) and status == "FAILED":
+                in_flight.args = (f"{in_flight}; " + (f"the run is marked {status}" if ended else
+                                  "the run could not be marked FAILED: the store still shows it RUNNING"),)
             # Traces are exported by a background thread: finish while MLflow's output is still captured, so that
             # nothing of it reaches the terminal (or the app's screen) later.
             try:
@@ -858,27 +863,32 @@ def _stored_trace_ids(result: Any) -> set[str] | None:
     return {str(t) for t in frame["trace_id"].tolist()}
 
 
-def _end_run(mlflow: Any, status: str, failure: str) -> None:
-    """End the active run with `status`; a failed run says why (tag `proctor.failure`, and the run's note).
+def _end_run(mlflow: Any, run_id: str, status: str, failure: str) -> bool:
+    """End the run with `status`; a failed run says why (tag `proctor.failure`, and the run's note, the MLflow
+    UI's description). Returns False when the store could not be told (it then still shows the run RUNNING).
 
-    Best effort: the store may be what failed. The run is popped from MLflow's active-run stack whatever
-    happens, so that the next evaluation in this process does not nest inside it.
+    The store may be what failed: each write is retried while it is locked, and the run leaves MLflow's active-run
+    stack whatever happens, so that the next evaluation in this process does not nest inside it.
     """
+    from mlflow.tracking import MlflowClient
+
     from core.store import retry_locked
 
+    client = MlflowClient()
     if failure:
-        try:
-            retry_locked(lambda: mlflow.set_tags({"proctor.failure": failure[:5000],
-                                                  "mlflow.note.content": f"Proctor: {status}: {failure}"[:5000]}))
-        except Exception:  # noqa: BLE001 - the reason is also in the error the user sees
-            pass
+        with contextlib.suppress(Exception):  # the reason is also in the error the user sees
+            retry_locked(lambda: client.set_tag(run_id, "proctor.failure", failure[:5000]))
+            retry_locked(lambda: client.set_tag(run_id, "mlflow.note.content",
+                                                f"Proctor: {status}: {failure}"[:5000]))
     try:
-        retry_locked(lambda: mlflow.end_run(status=status))
-    except Exception:  # noqa: BLE001 - see above: leave no active run behind
-        from mlflow.tracking import fluent
-
-        with contextlib.suppress(Exception):
-            fluent._active_run_stack.get().clear()
+        mlflow.end_run(status=status)  # pops the run from the active-run stack, then writes the status
+        return True
+    except Exception:  # noqa: BLE001 - the run is off the stack already: write the status again, while it is locked
+        try:
+            retry_locked(lambda: client.set_terminated(run_id, status))
+            return True
+        except Exception:  # noqa: BLE001
+            return False
 
 
 def table_input_frame(path: Path) -> pd.DataFrame:

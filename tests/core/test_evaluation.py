@@ -311,6 +311,8 @@ def test_cancel_while_judging_marks_the_run_killed(tmp_path: Path, azure, tracki
     exp = client.get_experiment_by_name("cancelled")
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "KILLED"
+    assert run.data.tags["proctor.failure"] == "cancelled"  # the reason, on the run and in its note
+    assert run.data.tags["mlflow.note.content"] == "Proctor: KILLED: cancelled"
 
 
 def test_no_key_anywhere_in_the_store_or_artifacts(mlflow_store: Path, tracking: str, tmp_path: Path) -> None:
