@@ -340,6 +340,31 @@ def load_run(ref: str) -> RunDetail:
                                                  "judge_rationale"]), "")
 
 
+def delete_run(ref: str) -> RunInfo:
+    """Delete the run `ref` names (id, unique id prefix or name) the MLflow way, and return what it was.
+
+    MLflow only marks the run deleted (lifecycle stage "deleted"): it leaves every listing, and `restore_run`
+    (or `mlflow runs restore --run-id ID`) brings it back until `mlflow gc` purges the store.
+    """
+    if store_missing():
+        resolve_run(ref)  # raises the "nothing logged yet" error
+    client = _client()
+    info = resolve_run(ref, client)
+    client.delete_run(info.run_id)
+    return info
+
+
+def restore_run(run_id: str) -> None:
+    """Bring back a run deleted by `delete_run` (its full id: a deleted run is in no listing to match a prefix)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        client.restore_run(run_id)
+    except MlflowException as error:
+        raise InputError(f"run {run_id!r} cannot be restored: {error.message}") from None
+
+
 def _results_from_artifact(client: Any, run_id: str) -> pd.DataFrame | None:
     from mlflow.exceptions import MlflowException
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from textual.app import App, ComposeResult
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from tests.runs_support import MINI, NANO, log_contract_run, store_at
-from tui.panes.runs import RunsPane
+from tui.panes.runs import CHART_METRICS, RunsPane, fit_columns, short_date
 from tui.screens.compare import CompareScreen
 from tui.screens.run_detail import RunDetailScreen
-from tui.widgets.metric_chart import MetricChart, bar_rows
+from tui.widgets.metric_chart import MetricChart, axis, bar, chart_lines
 
 TUI = Path(__file__).resolve().parents[2] / "tui"
 
@@ -66,6 +66,24 @@ def table_ids(table: DataTable) -> list[str]:
     return [str(row.key.value) for row in table.ordered_rows]
 
 
+def cell(table: DataTable, row: str, column: str) -> str:
+    return str(table.get_cell(row, column))
+
+
+def header_x(table: DataTable, key: str) -> int:
+    """The x offset of the middle of column `key`'s header, for a click."""
+    x = 0
+    for column in table.ordered_columns:
+        if column.key.value == key:
+            return x + column.get_render_width(table) // 2
+        x += column.get_render_width(table)
+    raise AssertionError(f"no column {key}")
+
+
+def header_labels(table: DataTable) -> list[str]:
+    return [column.label.plain for column in table.ordered_columns]
+
+
 async def test_table_lists_runs_and_sorts(with_store: dict[str, str]) -> None:
     app = RunsHost()
     async with app.run_test(size=(100, 30)) as pilot:
@@ -74,26 +92,30 @@ async def test_table_lists_runs_and_sorts(with_store: dict[str, str]) -> None:
         table = app.query_one("#runs-table", DataTable)
         assert table.display and table.has_focus
         assert table_ids(table) == [with_store["mini"], with_store["nano"]], "newest first"
-        assert "loaded 2 runs" in text_of(app.query_one("#runs-status", Static))
-        row = [str(cell) for cell in table.get_row(with_store["nano"])]
+        assert "2 runs" in text_of(app.query_one("#runs-status", Static))
+        nano = with_store["nano"]
         # Accuracy in percent with its 95% Wilson interval (3 of 5: 23.1-88.2); no price for this model: unknown.
-        assert row[2:6] == [with_store["nano"][:8], "gpt-4.1-nano", "5", "60 [23-88]"]
-        assert row[9:] == ["unknown", "openai:/gpt-4.1-mini", "finished"]
+        assert [cell(table, nano, key) for key in ("name", "rows", "accuracy", "errors", "judge", "status")] == \
+            ["gpt-4.1-nano", "5", "60 [23-88]", "0/1", "gpt-4.1-mini", "done"]
+        assert cell(table, nano, "cost_usd") == "unknown"
         info = text_of(app.query_one("#runs-info", Static))
         assert info.startswith("accuracy 80.0% (95% CI 37.6-96.4)") and "cost unknown" in info  # the highlighted run
+        assert "Date ▼" in header_labels(table), "the sort column and its direction show in the header"
         await pilot.press("s")  # date -> accuracy, best first
-        assert pane.sort_key == ("accuracy", True)
+        assert pane.sort_key == ("accuracy", True) and "Acc% [CI] ▼" in header_labels(table)
         assert table_ids(table) == [with_store["mini"], with_store["nano"]]
-        await pilot.press("s")  # model, A to Z
-        assert table_ids(table) == [with_store["mini"], with_store["nano"]]
-        await pilot.press("s", "s")  # latency (equal) then back to date
-        await pilot.press("s")
+        await pilot.press("S")  # the same column, reversed
+        assert pane.sort_key == ("accuracy", False) and "Acc% [CI] ▲" in header_labels(table)
+        assert table_ids(table) == [with_store["nano"], with_store["mini"]]
+        assert "sorted by accuracy ▲" in text_of(app.query_one("#runs-status", Static))
+        await pilot.press("s", "s", "s", "s", "s")  # name, errors, latency, cost, then back to date
         assert pane.sort_key == ("start", True)
         # A click on a column header sorts by it; a second click flips the direction.
-        await pilot.click("#runs-table", offset=(28, 0))  # the Name header
-        assert pane.sort_key == ("name", False)
+        await pilot.click("#runs-table", offset=(header_x(table, "name"), 0))
+        assert pane.sort_key == ("name", False) and "Name ▲" in header_labels(table)
         first = table_ids(table)
-        await pilot.click("#runs-table", offset=(28, 0))  # the Name header
+        await pilot.click("#runs-table", offset=(header_x(table, "name"), 0))
+        assert pane.sort_key == ("name", True) and "Name ▼" in header_labels(table)
         assert table_ids(table) == list(reversed(first))
 
 
@@ -156,21 +178,42 @@ async def test_mark_two_and_compare_side_by_side(with_store: dict[str, str]) -> 
         assert pane.marked == [with_store["mini"]]
 
 
-async def test_chart_plots_a_metric_across_runs_and_cycles(with_store: dict[str, str]) -> None:
+async def test_chart_names_runs_and_values_over_an_axis_and_cycles(with_store: dict[str, str]) -> None:
     app = RunsHost()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         chart = app.query_one(MetricChart)
-        assert chart.metric == "accuracy"
-        assert chart.values == [pytest.approx(0.6), pytest.approx(0.8)], "oldest first"
-        assert "min 0.6 · max 0.8 · latest 0.8" in str(chart.render())
+        assert not chart.display, "the chart waits for g"
+        await pilot.press("g")
+        assert chart.display and chart.metric == "accuracy"
+        assert chart.labels[0].startswith("gpt-4.1-mini") and chart.labels[1].startswith("gpt-4.1-nano")
+        assert chart.values == [pytest.approx(0.8), pytest.approx(0.6)], "in the table's order"
+        drawn = str(chart.render()).splitlines()
+        assert drawn[0].startswith("accuracy  2 runs")
+        assert drawn[1].startswith("gpt-4.1-mini") and drawn[1].endswith(" 0.8") and "█" in drawn[1]
+        assert drawn[2].startswith("gpt-4.1-nano") and drawn[2].endswith(" 0.6")
+        assert "├" in drawn[3] and drawn[4].split() == ["0", "0.25", "0.5", "0.75", "1"], "an axis with its scale"
+        assert drawn[1].index("█") == drawn[3].index("├"), "the bars start on the axis"
+        await pilot.press("s", "S")  # accuracy, worst first: the chart follows the table
+        assert chart.values == [pytest.approx(0.6), pytest.approx(0.8)]
         await pilot.press("g")
         assert chart.metric == "correctness/mean"
-        assert chart.labels == ["gpt-4.1-nano", "gpt-4.1-mini"]
+        for _ in range(len(CHART_METRICS) - 1):
+            await pilot.press("g")
+        assert not chart.display, "past the last metric, g hides the chart"
 
 
-def test_bar_rows_scale() -> None:
-    assert bar_rows([0.0, 0.5, 1.0, None], 2, 0.0, 1.0) == ["    █  ", "▁ █ █ ·"]  # 0 is a sliver, 0.5 half, None a dot
+def test_chart_lines_fit_the_width_and_scale() -> None:
+    assert bar(0.5, 0.0, 1.0, 4) == "██  " and bar(0.0, 0.0, 1.0, 3) == "   " and bar(None, 0.0, 1.0, 2) == "  "
+    assert bar(1 / 8, 0.0, 1.0, 2) == "▎ ", "eighths of a cell"
+    line, ticks = axis(0.0, 1.0, 41)
+    assert line[0] == "├" and line[20] == "┬" and line[40] == "┬" and len(ticks) == 41
+    assert ticks.split() == ["0", "0.25", "0.5", "0.75", "1"] and ticks.rstrip().endswith("1")
+    lines = chart_lines([0.42, None, 3.0], ["a-very-long-run-name-indeed", "b", "c"], 40)
+    assert all(len("".join(parts)) <= 40 for parts in lines)
+    assert lines[0][0].startswith("a-very") and "…" in lines[0][0], "a long label is cut, not the bars"
+    assert lines[1][2].strip() == "no value" and lines[2][2].strip() == "3"
+    assert lines[-1][1].split()[-1] == "3", "latency and counts scale to the largest value"
 
 
 async def test_an_empty_store_says_how_to_get_runs(clean_env: Path) -> None:
@@ -225,27 +268,193 @@ async def test_m_starts_the_mlflow_ui_and_the_app_stops_it_on_exit(with_store: d
 
 
 def fixed_runs(experiment: str | None = None) -> list:
+    """Five runs that do not change between test runs; one scored 0 because every answer failed."""
     from core.runs import RunInfo
 
-    def run(i: int, name: str, accuracy: float, correct: float, exact: float, latency: float) -> RunInfo:
+    def run(i: int, name: str, accuracy: float, correct: float, latency: float, answer_errors: int = 0,
+            judge_errors: int = 0, status: str = "FINISHED") -> RunInfo:
         return RunInfo(run_id=f"{i:x}" * 32, name=name, experiment="proctor",
-                       start_time=datetime(2026, 11, 20 + i, 9, 30), status="FINISHED", model=f"openai:/{name}",
+                       start_time=datetime(2026, 11, 20 + i, 9, 30), status=status, model=f"openai:/{name}",
                        judge="openai:/gpt-4.1-mini", rows=20,
-                       metrics={"accuracy": accuracy, "correctness/mean": correct, "exact_match/mean": exact,
-                                "latency_mean_s": latency})
+                       metrics={"accuracy": accuracy, "correctness/mean": correct, "exact_match/mean": accuracy / 2,
+                                "latency_mean_s": latency, "answer_errors": float(answer_errors),
+                                "judge_errors": float(judge_errors)})
 
-    return [run(6, "gpt-4.1-mini", 0.85, 0.85, 0.55, 0.42), run(5, "gpt-4.1-nano", 0.70, 0.74, 0.45, 0.31),
-            run(4, "gpt-4o-mini", 0.80, 0.80, 0.50, 0.55), run(3, "gpt-4.1-nano", 0.65, 0.65, 0.40, 0.30),
-            run(2, "gpt-35-turbo", 0.55, 0.58, 0.35, 0.25)]
+    return [run(6, "gpt-4.1-mini", 0.85, 0.85, 0.42), run(5, "gpt-4.1-nano", 0.70, 0.74, 0.31, judge_errors=1),
+            run(4, "gpt-4o-mini", 0.0, 0.0, 0.55, answer_errors=20, status="FAILED"),
+            run(3, "gpt-4.1-nano", 0.65, 0.65, 0.30), run(2, "gpt-35-turbo", 0.55, 0.58, 0.25)]
 
 
-def test_runs_pane_snapshot_80x24(snap_compare, clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def overlaps(a, b) -> bool:
+    return a.region.overlaps(b.region)
+
+
+async def test_at_80_columns_the_columns_that_explain_a_run_fit(clean_env: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.runs
+
+    monkeypatch.setattr(core.runs, "list_runs", fixed_runs)
+    app = RunsHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(RunsPane)
+        await settle(pilot)
+        table = app.query_one("#runs-table", DataTable)
+        assert {"name", "accuracy", "errors", "judge", "status", "date"} <= set(pane.shown_columns)
+        assert sum(c.get_render_width(table) for c in table.ordered_columns) <= 78, "no column is cut"
+        assert header_labels(table)[-2:] == ["Judge", "Status"], "whole titles"
+        failed = "4" * 32  # every answer failed: the errors column says why it scored 0
+        assert [cell(table, failed, key) for key in ("accuracy", "errors", "status")] == ["0 [0-16]", "20/0", "failed"]
+        assert cell(table, "5" * 32, "errors") == "0/1"
+        await pilot.resize_terminal(60, 20)
+        await settle(pilot)
+        assert {"name", "accuracy", "errors", "status"} <= set(pane.shown_columns), "the essentials stay at 60"
+        assert sum(c.get_render_width(table) for c in table.ordered_columns) <= 58
+        title, status = app.query_one("#runs-title"), app.query_one("#runs-status")
+        await pilot.press("space")
+        assert not overlaps(title, status), "the header's two texts never run into each other"
+        assert status.region.right <= 60
+        await pilot.resize_terminal(140, 30)
+        await settle(pilot)
+        assert {"rows", "cost_usd", "latency_mean_s", "run"} <= set(pane.shown_columns), "wide: everything"
+
+
+def test_fit_columns_keeps_the_most_telling_and_the_display_order() -> None:
+    widths = {"mark": 3, "date": 7, "run": 10, "name": 14, "accuracy": 12, "errors": 9, "judge": 14, "status": 8}
+    assert fit_columns(widths, 1000) == ["mark", "date", "run", "name", "accuracy", "errors", "judge", "status"]
+    assert fit_columns(widths, 46) == ["mark", "name", "accuracy", "errors", "status"]
+    assert short_date(datetime(2026, 11, 2, 9, 5), now=datetime(2026, 11, 2, 23, 0)) == "09:05"
+    assert short_date(datetime(2026, 11, 1, 9, 5), now=datetime(2026, 11, 2, 0, 1)) == "11-01"
+
+
+async def test_slash_filters_and_escape_clears(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.runs
+
+    monkeypatch.setattr(core.runs, "list_runs", fixed_runs)
+    app = RunsHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.query_one("#runs-table", DataTable)
+        box = app.query_one("#runs-filter", Input)
+        assert not box.display
+        await pilot.press("slash")
+        assert box.display and box.has_focus
+        await pilot.press(*"nano")
+        assert table_ids(table) == ["5" * 32, "3" * 32], "by model or name"
+        assert "filter 'nano': 2 of 5" in text_of(app.query_one("#runs-status", Static))
+        await pilot.press("enter")
+        assert table.has_focus and len(table_ids(table)) == 2, "Enter goes back to the runs, filtered"
+        await pilot.press("escape")
+        assert len(table_ids(table)) == 5 and not box.display and table.has_focus
+        await pilot.press("slash", *"FAILED")  # by status, in any case
+        assert table_ids(table) == ["4" * 32]
+        await pilot.press("escape")
+        assert len(table_ids(table)) == 5 and box.value == ""
+        await pilot.press("slash", *"mini done")  # every word must match: judge gpt-4.1-mini and status done
+        assert len(table_ids(table)) == 4
+        await pilot.press("escape", "slash", *"zzz")
+        assert not table.display and "No run matches 'zzz'" in text_of(app.query_one("#runs-empty", Static))
+        await pilot.press("escape")
+        assert table.display and len(table_ids(table)) == 5
+
+
+async def test_delete_asks_then_deletes_restorably_and_a_run_logged_in_the_app_appears(
+        clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from core.runs import list_runs
+    from tui.app import ProctorApp
+    from tui.screens.confirm_delete import ConfirmDeleteScreen
+
+    folder = clean_env / "own-store"
+    folder.mkdir()
+    with store_at(folder) as uri:
+        first = log_contract_run(folder, "gpt-4.1-nano", NANO)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    app = ProctorApp(pane="runs", warm_up=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.query_one("#runs-table", DataTable)
+        assert table_ids(table) == [first]
+        # An evaluation ends in the app: the pane lists its run without `r`.
+        second = log_contract_run(folder, "gpt-4.1-mini", MINI)
+        app.run_logged(second)
+        await settle(pilot)
+        assert table_ids(table) == [second, first]
+        assert app.query_one(RunsPane).highlighted_run_id() == first, "the highlight stays on its run"
+
+        await pilot.press("up", "d")
+        assert isinstance(app.screen, ConfirmDeleteScreen)
+        assert "gpt-4.1-mini" in text_of(app.screen.query_one("#confirm-title", Static))
+        await pilot.press("enter")  # Cancel has the focus: a stray Enter keeps the run
+        await settle(pilot)
+        assert not isinstance(app.screen, ConfirmDeleteScreen) and table_ids(table) == [second, first]
+        await pilot.press("d", "n")
+        await settle(pilot)
+        assert table_ids(table) == [second, first]
+        await pilot.press("d", "y")
+        await settle(pilot)
+        assert table_ids(table) == [first]
+        assert [r.run_id for r in list_runs()] == [first]
+        assert MlflowClient(uri).get_run(second).info.lifecycle_stage == "deleted", "MLflow's own delete"
+        await pilot.press("u")  # restores it
+        await settle(pilot)
+        assert table_ids(table) == [second, first]
+        assert MlflowClient(uri).get_run(second).info.lifecycle_stage == "active"
+
+
+def test_delete_run_in_core_is_mlflows_restorable_delete(clean_env: Path, store: dict[str, str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.errors import InputError
+    from core.runs import delete_run, restore_run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store["uri"])
+    with pytest.raises(InputError):
+        delete_run("no-such-run")
+    with pytest.raises(InputError):
+        restore_run("0" * 32)
+
+
+@pytest.fixture
+def fixed(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import core.runs
 
     monkeypatch.setattr(core.runs, "list_runs", fixed_runs)
 
+
+def snapshot_after(*keys: str):
     async def run_before(pilot) -> None:
         await settle(pilot)
-        await pilot.press("down", "space", "down", "down", "space")
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
 
-    assert snap_compare(RunsHost(), terminal_size=(80, 24), run_before=run_before)
+    return run_before
+
+
+def test_runs_pane_snapshot_80x24(snap_compare, fixed: None) -> None:
+    # Loaded, two runs marked.
+    assert snap_compare(RunsHost(), terminal_size=(80, 24), run_before=snapshot_after("down", "space", "down",
+                                                                                      "down", "space"))
+
+
+def test_runs_pane_snapshot_empty_80x24(snap_compare, clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.runs
+
+    monkeypatch.setattr(core.runs, "list_runs", lambda experiment=None: [])
+    assert snap_compare(RunsHost(), terminal_size=(80, 24), run_before=snapshot_after())
+
+
+def test_runs_pane_snapshot_filtered_80x24(snap_compare, fixed: None) -> None:
+    assert snap_compare(RunsHost(), terminal_size=(80, 24), run_before=snapshot_after("slash", *"nano"))
+
+
+def test_runs_pane_snapshot_chart_80x24(snap_compare, fixed: None) -> None:
+    assert snap_compare(RunsHost(), terminal_size=(80, 24), run_before=snapshot_after("g"))
+
+
+def test_runs_pane_snapshot_delete_confirmation_80x24(snap_compare, fixed: None) -> None:
+    assert snap_compare(RunsHost(), terminal_size=(80, 24), run_before=snapshot_after("down", "down", "d"))
+
+
+def test_runs_pane_snapshot_60x20(snap_compare, fixed: None) -> None:
+    assert snap_compare(RunsHost(), terminal_size=(60, 20), run_before=snapshot_after("S", "space"))

@@ -1,8 +1,10 @@
 """The Runs pane: the evaluation runs in the tracking store, a chart of one metric, and two runs compared.
 
 Keys: Enter opens the highlighted run (per-row verdicts and rationales), Space marks it (two at most), `c` compares
-the two marked runs side by side, `s` cycles the sort column (or click a column header), `g` charts the next metric,
-`r` reloads, `m` starts MLflow's own web UI on 127.0.0.1 (stopped when the app exits).
+the two marked runs side by side, `/` filters (Escape clears), `s` cycles the sort column and `S` reverses it (or
+click a column header; ▲/▼ marks it), `g` shows the chart and cycles its metric, `d` deletes a run after a
+confirmation (MLflow's restorable delete; `u` restores), `r` reloads, `m` starts MLflow's own web UI on 127.0.0.1
+(stopped when the app exits). The columns shown are those that fit the width, most telling first.
 
 All MLflow work goes through core.runs and core.mlflow_server in thread workers: importing mlflow takes about 3 s,
 so the pane shows "loading…" first and never imports it on the UI thread.
@@ -10,8 +12,10 @@ so the pane shows "loading…" first and never imports it on the UI thread.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
@@ -21,9 +25,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from tui.screens.compare import CompareScreen
+from tui.screens.confirm_delete import ConfirmDeleteScreen
 from tui.screens.run_detail import RunDetailScreen
 from tui.widgets.metric_chart import MetricChart
 
@@ -33,18 +38,100 @@ if TYPE_CHECKING:
 
 CHART_METRICS = ("accuracy", "correctness/mean", "exact_match/mean", "contains_reference/mean", "latency_mean_s",
                  "judge_errors", "answer_errors")
-# Sort keys `s` cycles through: (label, key function on RunInfo, descending).
+# Sort keys `s` cycles through: (label, key on RunInfo or a column key, descending first).
 SORTS: tuple[tuple[str, str, bool], ...] = (
-    ("date", "start", True), ("accuracy", "accuracy", True), ("model", "model", False), ("name", "name", False),
-    ("latency", "latency_mean_s", False),
+    ("date", "start", True), ("accuracy", "accuracy", True), ("name", "name", False), ("errors", "errors", True),
+    ("latency", "latency_mean_s", False), ("cost", "cost_usd", False),
 )
-# Columns: (key, title). Metric columns read `RunInfo.metrics[key]`.
-# The metrics come before the judge and status, so that they fit in 80 columns.
-# Accuracy shows its 95% Wilson interval in percent; the highlighted run's every share (with its interval) and cost
-# are spelled out in the line under the table.
-COLUMNS = (("mark", " "), ("date", "Date"), ("run", "Run"), ("name", "Name"), ("rows", "Rows"),
-           ("accuracy", "Acc % [95% CI]"), ("correctness/mean", "Judge✓"), ("exact_match/mean", "Exact"),
-           ("latency_mean_s", "Lat s"), ("cost_usd", "Cost"), ("judge", "Judge"), ("status", "Status"))
+# Keys whose natural first direction is A to Z / low to high (a header click on them starts ascending).
+ASCENDING_FIRST = ("name", "judge", "run", "status", "latency_mean_s", "cost_usd")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column. `priority` decides which columns stay when the pane is narrow (lower stays longer)."""
+
+    key: str
+    title: str
+    priority: int
+    right: bool = False
+
+
+# In display order. At 80 columns the ones that explain a run stay: its name, accuracy with its 95% interval, the
+# errors (answers that failed / verdicts that failed: why a run scores 0), the judge and the status; the judge's
+# correctness and the date come next. Rows, cost, latency, exact match and the run id appear as the pane widens.
+# Accuracy is in percent with its 95% Wilson interval; the highlighted run's every share (with its interval),
+# its errors and its cost are spelled out in the line under the table.
+COLUMNS: tuple[Column, ...] = (
+    Column("mark", " ", 0), Column("date", "Date", 6), Column("run", "Run", 15), Column("name", "Name", 1),
+    Column("rows", "Rows", 8, right=True), Column("accuracy", "Acc% [CI]", 2, right=True),
+    Column("correctness/mean", "Judge✓", 7, right=True), Column("errors", "Err a/j", 3, right=True),
+    Column("exact_match/mean", "Exact", 14, right=True), Column("latency_mean_s", "Lat s", 11, right=True),
+    Column("cost_usd", "Cost", 9, right=True), Column("judge", "Judge", 5), Column("status", "Status", 4),
+)
+NAME_WIDTH = 16  # run names and judges longer than this end in "…" (the detail screen shows them whole)
+STATUS_WORDS = {"FINISHED": "done", "FAILED": "failed", "RUNNING": "running", "KILLED": "killed",
+                "SCHEDULED": "queued"}
+
+
+def short(text: str, width: int = NAME_WIDTH) -> str:
+    """`text` on one line, at most `width` characters (the end replaced by "…")."""
+    from core.safety import one_line
+
+    text = one_line(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def short_judge(judge: str) -> str:
+    """The judge without its provider (`openai:/gpt-4.1-mini` -> `gpt-4.1-mini`); "none" when there is none."""
+    if not judge:
+        return "none"
+    _, sep, rest = judge.partition(":/")
+    return short(rest if sep and rest else judge, 14)
+
+
+def short_date(when: datetime | None, now: datetime | None = None) -> str:
+    """`14:05` for a run of today, `11-26` before: five characters (the detail screen has the full date)."""
+    if when is None:
+        return ""
+    now = now or datetime.now()
+    return when.strftime("%H:%M") if when.date() == now.date() else when.strftime("%m-%d")
+
+
+def status_word(status: str) -> str:
+    return STATUS_WORDS.get(status.upper(), status.lower())
+
+
+def errors_cell(run: RunInfo) -> str:
+    """`answer errors/judge errors`, e.g. `20/0` (every answer failed) or `0/3`; `-` where a count was not logged."""
+    counts = [run.metrics.get("answer_errors"), run.metrics.get("judge_errors")]
+    if all(c is None for c in counts):
+        return ""
+    return "/".join("-" if c is None or math.isnan(c) else str(int(c)) for c in counts)
+
+
+def fit_columns(widths: dict[str, int], available: int) -> list[str]:
+    """The keys of the columns to show in `available` cells: by priority while they fit, in display order.
+
+    `widths` holds each column's cell width (content plus the table's padding); columns missing from it are
+    left out (nothing to show in them).
+    """
+    chosen: set[str] = set()
+    used = 0
+    for column in sorted(COLUMNS, key=lambda c: c.priority):
+        width = widths.get(column.key)
+        if width is None or used + width > available:
+            continue
+        chosen.add(column.key)
+        used += width
+    return [c.key for c in COLUMNS if c.key in chosen]
+
+
+def matches(run: RunInfo, words: list[str]) -> bool:
+    """True when every word is part of the run's model, name, judge, status or id (case does not matter)."""
+    haystack = " ".join([run.model, run.name, run.judge or "none", run.status, status_word(run.status),
+                         run.run_id]).lower()
+    return all(word in haystack for word in words)
 
 
 def share_cell(run: RunInfo, name: str) -> str:
@@ -71,6 +158,10 @@ def run_line(run: RunInfo) -> str:
         if found["ci_low"] is not None and found["ci_high"] is not None:
             text += f" (95% CI {found['ci_low'] * 100:.1f}-{found['ci_high'] * 100:.1f})"
         parts.append(text)
+    failed = [f"{int(run.metrics[key])} {what}" for key, what in
+              (("answer_errors", "answers failed"), ("judge_errors", "verdicts failed"))
+              if run.metrics.get(key) and not math.isnan(run.metrics[key])]
+    parts.extend(failed)
     cost = f"cost {format_cost(run.cost_usd)}"
     if run.judge and run.judge != "none":
         cost += f", judge {format_cost(run.judge_cost_usd)}"
@@ -86,21 +177,30 @@ def _sort_value(run: RunInfo, key: str) -> Any:
         return run.rows if run.rows is not None else -1
     if key == "run":
         return run.run_id
+    if key == "errors":
+        return sum(run.metrics.get(name) or 0.0 for name in ("answer_errors", "judge_errors"))
+    if key == "date":
+        return _sort_value(run, "start")
     value = run.metrics.get(key)
     return float("-inf") if value is None else value
 
 
 class RunsPane(Vertical):
-    """A sortable table of evaluation runs, with a metric chart; opens and compares runs."""
+    """A sortable, filterable table of evaluation runs, with a metric chart; opens, compares and deletes runs."""
 
     BINDINGS = [
         Binding("enter", "open_run", "Open", id="runs.open"),
         Binding("space", "mark", "Mark", id="runs.mark"),
         Binding("c", "compare", "Compare", id="runs.compare"),
+        Binding("slash", "filter", "Filter", id="runs.filter"),
         Binding("s", "cycle_sort", "Sort", id="runs.sort"),
+        Binding("S", "reverse_sort", "Reverse", id="runs.reverse", show=False),
         Binding("g", "next_metric", "Chart", id="runs.chart"),
+        Binding("d,delete", "delete_run", "Delete", id="runs.delete"),
+        Binding("u", "undo_delete", "Undo delete", id="runs.undo_delete", show=False),
         Binding("r", "reload", "Reload", id="runs.reload"),
         Binding("m", "mlflow_ui", "MLflow", id="runs.mlflow_ui"),
+        Binding("escape", "clear_filter", "Clear filter", id="runs.clear_filter", show=False),
     ]
 
     @dataclass
@@ -111,6 +211,19 @@ class RunsPane(Vertical):
     @dataclass
     class RunsFailed(Message):
         error: str
+
+    @dataclass
+    class RunDeleted(Message):
+        run_id: str
+        name: str
+
+    @dataclass
+    class DeleteFailed(Message):
+        error: str
+
+    @dataclass
+    class RunRestored(Message):
+        run_id: str
 
     @dataclass
     class MlflowUiReady(Message):
@@ -128,9 +241,12 @@ class RunsPane(Vertical):
         self.marked: list[str] = []
         self.sort_index = 0
         self.sort_key: tuple[str, bool] = ("start", True)
-        self.metric_index = 0
+        self.metric_index = -1  # -1: the chart is hidden; `g` shows it and cycles its metric
+        self.filter_text = ""
+        self.shown_columns: list[str] = []
         self.loaded = False
         self._pending_open: str | None = None
+        self._deleted: list[str] = []  # run ids deleted here, newest last: `u` restores them
         self._server: MlflowServer | None = None
         self._server_cancel = threading.Event()
         self._ui_url: str | None = None
@@ -139,19 +255,19 @@ class RunsPane(Vertical):
         with Horizontal(id="runs-bar"):
             yield Static("", id="runs-title")
             yield Static("", id="runs-status", classes="muted")
+        yield Input(placeholder="filter: model, name, judge or status (Esc clears)", id="runs-filter")
         table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield table
         yield Static("loading runs…", id="runs-empty", classes="muted")
         yield Static("", id="runs-info", classes="muted")
         yield MetricChart(id="runs-chart")
-        yield Static("Enter opens a run · Space marks two, c compares them · s or a header click sorts",
+        yield Static("Enter open · Space mark, c compare · / filter · s S sort · g chart · d delete",
                      id="runs-help", classes="muted")
 
     def on_mount(self) -> None:
-        table = self.query_one("#runs-table", DataTable)
-        for key, title in COLUMNS:
-            table.add_column(title, key=key)
         self.query_one("#runs-table").display = False
+        self.query_one("#runs-filter").display = False
+        self.query_one(MetricChart).display = False
         self.action_reload()
 
     def on_unmount(self) -> None:
@@ -159,6 +275,13 @@ class RunsPane(Vertical):
         self._server_cancel.set()
         if self._server is not None:
             self._server.stop(grace_s=5.0)
+
+    def on_resize(self) -> None:
+        # Which columns fit depends on the width: refill only when that changes the set.
+        if self.loaded and self._columns_to_show() != self.shown_columns:
+            self._fill_table()
+        if self.metric_index >= 0:
+            self._plot()
 
     def focus_default(self) -> None:
         self.query_one("#runs-table", DataTable).focus()
@@ -186,20 +309,9 @@ class RunsPane(Vertical):
         self.loaded = True
         known = {r.run_id for r in self.runs}
         self.marked = [m for m in self.marked if m in known]
-        self.query_one("#runs-title", Static).update(
-            f"[b]Runs[/] in experiment [b]{escape(message.experiment)}[/]")
-        empty = self.query_one("#runs-empty", Static)
-        table = self.query_one("#runs-table", DataTable)
-        if self.runs:
-            empty.display = False
-            table.display = True
-        else:
-            empty.update("No runs yet: `proctor evaluate` (or the Evaluate pane) logs them here. r reloads.")
-            empty.display = True
-            table.display = False
+        self.query_one("#runs-title", Static).update(f"[b]Runs[/] · {escape(short(message.experiment, 24))}")
         self._fill_table()
-        self._plot()
-        self._set_status(f"loaded {len(self.runs)} run{'s' if len(self.runs) != 1 else ''}")
+        self._set_status(self._count_text())
         if self._pending_open:
             run_id, self._pending_open = self._pending_open, None
             self.open_run(run_id)
@@ -211,36 +323,93 @@ class RunsPane(Vertical):
         empty.display = True
         self.query_one("#runs-table", DataTable).display = False
         self._set_status("failed")
-        self.notify(message.error, severity="error", timeout=8)
+        self.notify(message.error, severity="error", timeout=8, markup=False)
 
     # -- table
-    def _sorted(self) -> list[RunInfo]:
+    def visible_runs(self) -> list[RunInfo]:
+        """The runs the table shows: those the filter lets through, in the sort order."""
+        words = self.filter_text.lower().split()
         key, descending = self.sort_key
-        return sorted(self.runs, key=lambda r: _sort_value(r, key), reverse=descending)
+        shown = [r for r in self.runs if matches(r, words)]
+        return sorted(shown, key=lambda r: _sort_value(r, key), reverse=descending)
 
-    def _cells(self, run: RunInfo) -> list[Any]:
+    def _sort_column(self) -> str:
+        key = self.sort_key[0]
+        return "date" if key == "start" else key
+
+    def _title(self, column: Column) -> Text:
+        """The header: the title, with ▲ (ascending) or ▼ (descending) on the sort column."""
+        if column.key == self._sort_column():
+            return Text(f"{column.title} {'▼' if self.sort_key[1] else '▲'}", style="bold",
+                        justify="right" if column.right else "left")
+        return Text(column.title, justify="right" if column.right else "left")
+
+    def _cells(self, run: RunInfo) -> dict[str, Any]:
         from core.runs import format_metric
 
-        mark = Text("●", style="bold yellow") if run.run_id in self.marked else ""
-        date = run.start_time.strftime("%m-%d %H:%M") if run.start_time else ""  # the year rarely helps here
-        return [
-            mark, date, run.short_id, Text(run.name), Text("" if run.rows is None else str(run.rows), justify="right"),
-            Text(share_cell(run, "accuracy"), justify="right"),
-            Text(format_metric(run.metrics.get("correctness/mean")), justify="right"),
-            Text(format_metric(run.metrics.get("exact_match/mean")), justify="right"),
-            Text(format_metric(run.metrics.get("latency_mean_s")), justify="right"),
-            Text(format_metric(run.cost_usd, "cost_usd"), justify="right"),
-            Text(run.judge or "none"), run.status.lower(),
-        ]
+        status = status_word(run.status)
+        return {
+            "mark": Text("●", style="bold yellow") if run.run_id in self.marked else "",
+            "date": short_date(run.start_time),
+            "run": run.short_id,
+            "name": Text(short(run.name)),
+            "rows": "" if run.rows is None else str(run.rows),
+            "accuracy": share_cell(run, "accuracy"),
+            "correctness/mean": format_metric(run.metrics.get("correctness/mean")),
+            "errors": errors_cell(run),
+            "exact_match/mean": format_metric(run.metrics.get("exact_match/mean")),
+            "latency_mean_s": format_metric(run.metrics.get("latency_mean_s")),
+            "cost_usd": format_metric(run.cost_usd, "cost_usd"),
+            "judge": Text(short_judge(run.judge)),
+            "status": Text(status, style="bold red" if status in ("failed", "killed") else ""),
+        }
+
+    def _column_widths(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Each column's content width (its widest cell or title); columns empty for every run are left out."""
+        widths: dict[str, int] = {}
+        for column in COLUMNS:
+            cells = [Text(c) if isinstance(c, str) else c for c in (row[column.key] for row in rows)]
+            if column.key != "mark" and rows and not any(cell.plain for cell in cells):
+                continue  # a column empty for every run only takes room
+            widths[column.key] = max([self._title(column).cell_len, *(c.cell_len for c in cells)])
+        return widths
+
+    def _columns_to_show(self, rows: list[dict[str, Any]] | None = None) -> list[str]:
+        if rows is None:
+            rows = [self._cells(r) for r in self.visible_runs()]
+        # Each cell has one space of padding either side; the table's vertical scroll bar takes two cells.
+        padded = {key: width + 2 for key, width in self._column_widths(rows).items()}
+        return fit_columns(padded, (self.size.width or 1000) - 2)
 
     def _fill_table(self) -> None:
         table = self.query_one("#runs-table", DataTable)
         current = self.highlighted_run_id()
-        table.clear()
-        for run in self._sorted():
-            table.add_row(*self._cells(run), key=run.run_id)
-        if current is not None and current in {r.run_id for r in self.runs}:
+        runs = self.visible_runs()
+        rows = [self._cells(r) for r in runs]
+        self.shown_columns = self._columns_to_show(rows)
+        widths = self._column_widths(rows)
+        by_key = {c.key: c for c in COLUMNS}
+        table.clear(columns=True)
+        # Fixed widths, measured here: the table's own auto width can draw a refilled table with stale widths.
+        for key in self.shown_columns:
+            table.add_column(self._title(by_key[key]), key=key, width=widths[key])
+        for run, row in zip(runs, rows, strict=True):
+            cells = [row[key] for key in self.shown_columns]
+            table.add_row(*[Text(c, justify="right") if isinstance(c, str) and by_key[k].right else c
+                            for k, c in zip(self.shown_columns, cells, strict=True)], key=run.run_id)
+        if current is not None and current in {r.run_id for r in runs}:
             table.move_cursor(row=table.get_row_index(current))
+        empty = self.query_one("#runs-empty", Static)
+        table.display = bool(runs)
+        empty.display = not runs
+        if not self.runs:
+            empty.update("No runs yet: `proctor evaluate` (or the Evaluate pane) logs them here. r reloads.")
+        elif not runs:
+            empty.update(Text(f"No run matches {self.filter_text!r}. Esc clears the filter."))
+        if not runs:
+            self.query_one("#runs-info", Static).update("")
+        if self.metric_index >= 0:
+            self._plot()
 
     def highlighted_run_id(self) -> str | None:
         table = self.query_one("#runs-table", DataTable)
@@ -252,12 +421,23 @@ class RunsPane(Vertical):
             return None
         return str(row_key.value) if row_key.value is not None else None
 
+    def _sorted_status(self) -> str:
+        column = self._sort_column()
+        title = next((c.title for c in COLUMNS if c.key == column), column)
+        label = next((label for label, key, _ in SORTS if key == self.sort_key[0]), title.lower())
+        return f"sorted by {label} {'▼' if self.sort_key[1] else '▲'}"
+
     def action_cycle_sort(self) -> None:
         self.sort_index = (self.sort_index + 1) % len(SORTS)
-        label, key, descending = SORTS[self.sort_index]
+        _, key, descending = SORTS[self.sort_index]
         self.sort_key = (key, descending)
         self._fill_table()
-        self._set_status(f"sorted by {label}")
+        self._set_status(self._sorted_status())
+
+    def action_reverse_sort(self) -> None:
+        self.sort_key = (self.sort_key[0], not self.sort_key[1])
+        self._fill_table()
+        self._set_status(self._sorted_status())
 
     @on(DataTable.HeaderSelected, "#runs-table")
     def header_sort(self, event: DataTable.HeaderSelected) -> None:
@@ -266,15 +446,56 @@ class RunsPane(Vertical):
             return
         key = "start" if key == "date" else key
         # The same header twice flips the direction; a new one starts with the useful end first.
-        descending = (not self.sort_key[1]) if self.sort_key[0] == key else key not in ("name", "judge", "run")
+        descending = (not self.sort_key[1]) if self.sort_key[0] == key else key not in ASCENDING_FIRST
         self.sort_key = (key, descending)
         self._fill_table()
-        self._set_status(f"sorted by {event.label.plain.lower()}" + (" (descending)" if descending else ""))
+        self._set_status(self._sorted_status())
 
     @on(DataTable.RowHighlighted, "#runs-table")
     def row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         run = next((r for r in self.runs if r.run_id == event.row_key.value), None)
         self.query_one("#runs-info", Static).update(Text(run_line(run)) if run is not None else "")
+
+    # -- filter
+    def action_filter(self) -> None:
+        box = self.query_one("#runs-filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#runs-filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        if not self.loaded:
+            return  # applied when the runs arrive
+        self._fill_table()
+        self._set_status(self._count_text())
+
+    @on(Input.Submitted, "#runs-filter")
+    def filter_submitted(self, event: Input.Submitted) -> None:
+        if not self.filter_text:
+            event.input.display = False
+        self.focus_default()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Escape is the pane's only while a filter is set or typed: otherwise it goes on to the app.
+        if action == "clear_filter":
+            return bool(self.filter_text) or self.query_one("#runs-filter", Input).has_focus
+        return True
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#runs-filter", Input)
+        self.filter_text = ""
+        box.value = ""  # its Changed message refills the table
+        box.display = False
+        self._fill_table()
+        self.focus_default()
+        self._set_status(self._count_text())
+
+    def _count_text(self) -> str:
+        total = len(self.runs)
+        if self.filter_text:
+            return f"filter {self.filter_text!r}: {len(self.visible_runs())} of {total}"
+        return f"{total} run{'s' if total != 1 else ''}"
 
     # -- open, mark, compare
     @on(DataTable.RowSelected, "#runs-table")
@@ -318,16 +539,91 @@ class RunsPane(Vertical):
             return
         self.app.push_screen(CompareScreen(self.marked[0], self.marked[1]))
 
+    # -- delete
+    def action_delete_run(self) -> None:
+        run_id = self.highlighted_run_id()
+        run = next((r for r in self.runs if r.run_id == run_id), None)
+        if run is None:
+            return
+
+        def answered(confirmed: bool | None) -> None:
+            if confirmed:
+                self._set_status(f"deleting {run.short_id}…")
+                self.delete_in_store(run.run_id, run.name)
+
+        self.app.push_screen(ConfirmDeleteScreen(run), answered)
+
+    @work(thread=True, exclusive=True, group="runs-delete")
+    def delete_in_store(self, run_id: str, name: str) -> None:
+        from core.errors import ProctorError
+        from core.runs import delete_run
+
+        try:
+            delete_run(run_id)
+            self.post_message(self.RunDeleted(run_id, name))
+        except ProctorError as error:
+            self.post_message(self.DeleteFailed(str(error)))
+        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
+            self.post_message(self.DeleteFailed(f"{type(error).__name__}: {error}"))
+
+    def on_runs_pane_run_deleted(self, message: RunDeleted) -> None:
+        self._deleted.append(message.run_id)
+        self.runs = [r for r in self.runs if r.run_id != message.run_id]
+        self.marked = [m for m in self.marked if m != message.run_id]
+        self._fill_table()
+        self._set_status(f"deleted {short(message.name)} · u restores it")
+        self.notify(f"Deleted run {message.run_id[:8]} ({message.name}); u restores it.", timeout=8, markup=False)
+
+    def on_runs_pane_delete_failed(self, message: DeleteFailed) -> None:
+        self._set_status("delete failed")
+        self.notify(message.error, severity="error", timeout=8, markup=False)
+
+    def action_undo_delete(self) -> None:
+        if not self._deleted:
+            self.notify("No run deleted here to restore.", severity="warning")
+            return
+        self.restore_in_store(self._deleted.pop())
+
+    @work(thread=True, exclusive=True, group="runs-delete")
+    def restore_in_store(self, run_id: str) -> None:
+        from core.errors import ProctorError
+        from core.runs import restore_run
+
+        try:
+            restore_run(run_id)
+            self.post_message(self.RunRestored(run_id))
+        except ProctorError as error:
+            self.post_message(self.DeleteFailed(str(error)))
+        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
+            self.post_message(self.DeleteFailed(f"{type(error).__name__}: {error}"))
+
+    def on_runs_pane_run_restored(self, message: RunRestored) -> None:
+        self.notify(f"Restored run {message.run_id[:8]}.", timeout=5)
+        self.action_reload()
+
     # -- chart
     def _plot(self) -> None:
+        chart = self.query_one(MetricChart)
+        if self.metric_index < 0:
+            chart.display = False
+            return
         metric = CHART_METRICS[self.metric_index]
-        oldest_first = sorted(self.runs, key=lambda r: _sort_value(r, "start"))
-        self.query_one(MetricChart).plot(metric, [r.metrics.get(metric) for r in oldest_first],
-                                         [r.name for r in oldest_first])
+        runs = self.visible_runs()
+        # As many runs as leave the table half the pane.
+        room = max(2, (self.size.height or 24) // 2 - 3)
+        shown = runs[:room]
+        chart.styles.height = max(1, len(shown)) + 4  # the border, the title, the axis and its labels
+        chart.display = True
+        labels = [f"{short(r.name)} {short_date(r.start_time)}" for r in shown]
+        chart.plot(metric, [r.metrics.get(metric) for r in shown], labels, total=len(runs))
 
     def action_next_metric(self) -> None:
-        self.metric_index = (self.metric_index + 1) % len(CHART_METRICS)
+        # off -> each metric in turn -> off
+        self.metric_index += 1
+        if self.metric_index >= len(CHART_METRICS):
+            self.metric_index = -1
         self._plot()
+        self._set_status(f"chart: {CHART_METRICS[self.metric_index]}" if self.metric_index >= 0 else "chart off")
 
     # -- MLflow UI
     def action_mlflow_ui(self) -> None:
