@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from textual.app import App, ComposeResult
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from tests.runs_support import MINI, NANO, log_contract_run, store_at
 from tui.panes.runs import CHART_METRICS, RunsPane, fit_columns, short_date
 from tui.screens.compare import CompareScreen
 from tui.screens.run_detail import RunDetailScreen
+from tui.widgets.fitting_footer import FittingFooter
 from tui.widgets.metric_chart import MetricChart, axis, bar, chart_lines
 
 TUI = Path(__file__).resolve().parents[2] / "tui"
@@ -30,7 +31,7 @@ class RunsHost(App[None]):
 
     def compose(self) -> ComposeResult:
         yield RunsPane()
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one(RunsPane).focus_default()
