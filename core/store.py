@@ -398,9 +398,9 @@ def check_store(experiment: str | None = None, *, writable: bool = True,
 
             client = MlflowClient(tracking_uri=uri)
             if experiment:
-                found = client.get_experiment_by_name(experiment)
+                found = retry_locked(lambda: client.get_experiment_by_name(experiment))
             else:
-                client.search_experiments(max_results=1)
+                retry_locked(lambda: client.search_experiments(max_results=1))
                 found = None
         except Exception as error:  # noqa: BLE001 - whatever MLflow raises, the store cannot serve
             raise ConfigError(f"{where}: the tracking store cannot be used ({describe_store_error(error, uri)})"

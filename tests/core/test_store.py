@@ -138,13 +138,15 @@ def test_an_empty_file_becomes_a_store_and_a_deleted_experiment_is_named(tmp_pat
     assert check_store("proctor").kind == "sqlite"
 
 
-def _hold_lock(path: Path, seconds: float, held: threading.Event) -> None:
+def _hold_lock(path: Path, seconds: float, held: threading.Event, released: threading.Event | None = None) -> None:
     con = sqlite3.connect(path, isolation_level=None)
     con.execute("BEGIN EXCLUSIVE")
     held.set()
     time.sleep(seconds)
     con.execute("COMMIT")
     con.close()
+    if released is not None:
+        released.set()
 
 
 def test_retry_locked_waits_for_another_writer(tmp_path: Path) -> None:
@@ -197,3 +199,18 @@ def test_other_errors_are_not_retried() -> None:
     with pytest.raises(ValueError):
         retry_locked(fail, wait_s=30)
     assert calls == [1]
+
+
+def test_the_check_waits_for_a_store_held_past_sqlites_own_wait(tracking: str, mlflow_store: Path) -> None:
+    """MLflow's SQLite sessions wait 20 s for a lock, then fail: the check tries again until the writer is done."""
+    check_store("proctor")  # makes the store
+    held, released = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_lock, args=(mlflow_store / "mlflow.db", 24, held, released))
+    holder.start()
+    try:
+        assert held.wait(30)
+        info = check_store("proctor")
+        assert released.is_set()  # it waited for the writer (past SQLite's 20 s) instead of failing
+    finally:
+        holder.join()
+    assert info.kind == "sqlite"
