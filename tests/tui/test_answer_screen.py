@@ -159,3 +159,21 @@ async def test_from_the_app_ctrl_b_answers_and_opens_the_grade_pane(openai_env, 
         grade = app.query_one("#grade-pane")
         await wait_for(pilot, lambda: getattr(grade, "session", None) is not None)
         assert Path(str(grade.session.path)).name == "benchmark.answers.openai-gpt-4.1-mini.csv"
+
+
+async def test_a_file_that_is_not_answers_is_replaced_only_when_asked_and_backed_up(openai_env, tmp_path):
+    write_bench(tmp_path, 3)
+    out = tmp_path / "benchmark.answers.openai-gpt-4.1-mini.csv"
+    out.write_text("name,score\nalice,3\n", encoding="utf-8")  # not an answers file: the CLI wants --force
+    app = Host()
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "--force" in text_of(screen, "#answer-error"))
+        assert out.read_text(encoding="utf-8") == "name,score\nalice,3\n"  # refused: untouched
+        assert str(screen.query_one("#answer-start", Button).label) == "Replace (backup first)"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: screen.out_path is not None)
+        assert len(read_table(out)) == 3
+        backups = list(tmp_path.glob("benchmark.answers.openai-gpt-4.1-mini.backup-*.csv"))
+        assert len(backups) == 1 and "alice" in backups[0].read_text(encoding="utf-8")

@@ -82,6 +82,7 @@ class AnswerScreen(ModalScreen[str | None]):
         self.initial_path = path
         self.initial_model = model
         self.running = False
+        self._force_next = False  # the last start was refused for want of --force: the next one forces
         self.out_path: str | None = None
         self.summary = None
         self._cancel = threading.Event()
@@ -156,6 +157,12 @@ class AnswerScreen(ModalScreen[str | None]):
         self.query_one("#answer-path", Input).value = str(event.option.prompt)
         self.query_one("#answer-model", Input).focus()
 
+    @on(Input.Changed)
+    def _inputs_changed(self) -> None:
+        if self._force_next:  # another file or model: a replace offered for the old one no longer applies
+            self._force_next = False
+            self._show_state()
+
     @on(Input.Submitted, "#answer-path")
     def path_submitted(self) -> None:
         self.query_one("#answer-model", Input).focus()
@@ -184,6 +191,7 @@ class AnswerScreen(ModalScreen[str | None]):
             self.query_one("#answer-model", Input).focus()
             return
         self._error("")
+        force, self._force_next = self._force_next, False
         self.running = True
         self.out_path = None
         self.summary = None
@@ -193,15 +201,15 @@ class AnswerScreen(ModalScreen[str | None]):
         self._status(f"Reading {path}…")
         self._show_state()
         self.query_one("#answer-stop", Button).focus()
-        self.answer(path, spec.uri, self._cancel)
+        self.answer(path, spec.uri, self._cancel, force)
 
     @work(thread=True, exclusive=True, group="answer-benchmark")
-    def answer(self, path: str, model: str, cancel: threading.Event) -> None:
+    def answer(self, path: str, model: str, cancel: threading.Event, force: bool = False) -> None:
         from core.benchmark import answer_benchmark
         from core.errors import ProctorError
 
         try:
-            summary = answer_benchmark(path, model=model, cancel=cancel,
+            summary = answer_benchmark(path, model=model, cancel=cancel, force=force,
                                        on_progress=lambda p: self.post_message(self.ProgressReported(p)))
         except ProctorError as error:
             self.post_message(self.AnsweringFailed(str(error)))
@@ -255,6 +263,11 @@ class AnswerScreen(ModalScreen[str | None]):
         self._status("")
         self._error(message.error)
         self._show_state()
+        if "--force" in message.error:
+            # The CLI's --force, offered here as a second Start: the file's rows are copied to a backup first.
+            self._force_next = True
+            self._status("Start again replaces that file; its rows and verdicts are first copied to a backup.")
+            self.query_one("#answer-start", Button).label = "Replace (backup first)"
 
     # -- leaving
 
