@@ -530,7 +530,9 @@ class RunsPane(Vertical):
             if len(self.marked) > 2:
                 self.marked.pop(0)  # the oldest mark gives way: two runs at most
         self._fill_table()
-        names = [next((r.name for r in self.runs if r.run_id == m), m[:8]) for m in self.marked]
+        # With the date: two runs of one model are told apart.
+        names = [next((f"{short(r.name)} {short_date(r.start_time)}".strip() for r in self.runs if r.run_id == m),
+                      m[:8]) for m in self.marked]
         self._set_status(f"marked {len(self.marked)}/2: {', '.join(names)}" if self.marked else "no run marked")
 
     def action_compare(self) -> None:
