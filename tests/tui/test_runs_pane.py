@@ -361,6 +361,31 @@ async def test_slash_filters_and_escape_clears(clean_env: Path, monkeypatch: pyt
         assert table.display and len(table_ids(table)) == 5
 
 
+async def test_runs_without_the_sort_value_go_last_in_both_directions(clean_env: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.runs
+
+    def priced(experiment: str | None = None) -> list:
+        runs = fixed_runs()
+        runs[1].metrics["cost_usd"] = 0.01
+        runs[3].metrics["cost_usd"] = 0.002
+        return runs
+
+    monkeypatch.setattr(core.runs, "list_runs", priced)
+    app = RunsHost()
+    async with app.run_test(size=(140, 30)) as pilot:
+        pane = app.query_one(RunsPane)
+        await settle(pilot)
+        table = app.query_one("#runs-table", DataTable)
+        while pane.sort_key[0] != "cost_usd":
+            await pilot.press("s")
+        unpriced = ["6" * 32, "4" * 32, "2" * 32]  # no price: unknown cost, newest first as listed
+        assert table_ids(table) == ["3" * 32, "5" * 32, *unpriced], "cheapest first"
+        assert "Cost ▲" in header_labels(table)
+        await pilot.press("S")
+        assert table_ids(table) == ["5" * 32, "3" * 32, *unpriced]
+
+
 async def test_delete_asks_then_deletes_restorably_and_a_run_logged_in_the_app_appears(
         clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow.tracking import MlflowClient

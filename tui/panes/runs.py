@@ -182,7 +182,7 @@ def _sort_value(run: RunInfo, key: str) -> Any:
     if key == "date":
         return _sort_value(run, "start")
     value = run.metrics.get(key)
-    return float("-inf") if value is None else value
+    return None if value is None or math.isnan(value) else value
 
 
 class RunsPane(Vertical):
@@ -331,7 +331,10 @@ class RunsPane(Vertical):
         words = self.filter_text.lower().split()
         key, descending = self.sort_key
         shown = [r for r in self.runs if matches(r, words)]
-        return sorted(shown, key=lambda r: _sort_value(r, key), reverse=descending)
+        # Runs without the value (no price, a metric not logged) go last whichever the direction.
+        known = [r for r in shown if _sort_value(r, key) is not None]
+        unknown = [r for r in shown if _sort_value(r, key) is None]
+        return sorted(known, key=lambda r: _sort_value(r, key), reverse=descending) + unknown
 
     def _sort_column(self) -> str:
         key = self.sort_key[0]
