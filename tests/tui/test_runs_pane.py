@@ -207,6 +207,21 @@ async def test_chart_names_runs_and_values_over_an_axis_and_cycles(with_store: d
         assert not chart.display, "past the last metric, g hides the chart"
 
 
+async def test_chart_of_a_metric_no_run_has_takes_two_rows(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.runs
+
+    monkeypatch.setattr(core.runs, "list_runs", fixed_runs)  # no contains_reference/mean in these runs
+    app = RunsHost()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        chart = app.query_one(MetricChart)
+        while chart.metric != "contains_reference/mean":
+            await pilot.press("g")
+        await settle(pilot)
+        assert "no run shown has this metric" in str(chart.render())
+        assert chart.outer_size.height == 2, "a border and the title: the table keeps the room"
+
+
 def test_chart_lines_fit_the_width_and_scale() -> None:
     assert bar(0.5, 0.0, 1.0, 4) == "██  " and bar(0.0, 0.0, 1.0, 3) == "   " and bar(None, 0.0, 1.0, 2) == "  "
     assert bar(1 / 8, 0.0, 1.0, 2) == "▎ ", "eighths of a cell"

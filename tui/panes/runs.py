@@ -617,7 +617,9 @@ class RunsPane(Vertical):
         # As many runs as leave the table half the pane.
         room = max(2, (self.size.height or 24) // 2 - 3)
         shown = runs[:room]
-        chart.styles.height = max(1, len(shown)) + 4  # the border, the title, the axis and its labels
+        has_values = any(r.metrics.get(metric) is not None for r in shown)
+        # The border, the title, the axis and its labels; just the border and the title when there is nothing to draw.
+        chart.styles.height = len(shown) + 4 if has_values else 2
         chart.display = True
         labels = [f"{short(r.name)} {short_date(r.start_time)}" for r in shown]
         chart.plot(metric, [r.metrics.get(metric) for r in shown], labels, total=len(runs))
