@@ -8,7 +8,9 @@ A run is named by its full id, a unique prefix of its id, or its run name (the l
 Every bad reference is a one-line `InputError`.
 
 mlflow is imported inside the functions (about 3 s): importing this module stays cheap, so the app can import it
-on the UI thread and call it from a worker.
+on the UI thread and call it from a worker. For the default store, a local sqlite file, runs are read without
+mlflow at all (core.sqlite_runs, read-only, milliseconds); MLflow's client is the fallback for every other store
+and for what that reader cannot answer (a results CSV not on the local disk, rows rebuilt from traces).
 
 Direction of metrics (used by `--fail-if-worse`): lower is better for latencies (`latency*`), counts of failures
 (`*errors`, `*error*`), token counts (`*_tokens`) and costs (`*cost_usd`); higher is better for everything else
@@ -33,6 +35,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
+from core.sqlite_runs import RawRun, SqliteRuns, StoreUnreadable, local_artifact, open_store
 from core.stats import (
     PairedMeans,
     PairedShares,
@@ -221,22 +224,31 @@ def _where() -> str:
 
 def _run_info(run: Any, experiment: str) -> RunInfo:
     data, info = run.data, run.info
-    params = dict(data.params)
-    tags = dict(data.tags)
-    metrics = {k: float(v) for k, v in data.metrics.items()}
+    return _make_info(info.run_id, info.run_name, info.start_time, info.status, dict(data.params), dict(data.tags),
+                      dict(data.metrics), experiment)
+
+
+def _raw_info(run: RawRun, experiment: str) -> RunInfo:
+    return _make_info(run.run_id, run.name, run.start_time, run.status, run.params, run.tags, run.metrics,
+                      experiment)
+
+
+def _make_info(run_id: str, run_name: str | None, start_time: int | None, status: str, params: dict[str, str],
+               tags: dict[str, str], raw_metrics: dict[str, float], experiment: str) -> RunInfo:
+    metrics = {k: float(v) for k, v in raw_metrics.items()}
     rows: int | None = None
     raw_rows = metrics.get("rows", params.get("dataset_rows"))
     try:
         rows = int(float(raw_rows)) if raw_rows not in (None, "") else None
     except (TypeError, ValueError):
         rows = None
-    start = datetime.fromtimestamp(info.start_time / 1000) if info.start_time else None
+    start = datetime.fromtimestamp(start_time / 1000) if start_time else None
     return RunInfo(
-        run_id=info.run_id,
-        name=info.run_name or tags.get("mlflow.runName", ""),
+        run_id=run_id,
+        name=run_name or tags.get("mlflow.runName", ""),
         experiment=experiment,
         start_time=start,
-        status=info.status,
+        status=status,
         model=params.get("model_uri") or tags.get("proctor.model", ""),
         judge=params.get("judge") or tags.get("proctor.judge", ""),
         rows=rows,
@@ -244,6 +256,16 @@ def _run_info(run: Any, experiment: str) -> RunInfo:
         params=params,
         tags={k: v for k, v in tags.items() if not k.startswith("mlflow.")},
     )
+
+
+def _fast_store() -> SqliteRuns | None:
+    """The mlflow-free reader of a local sqlite store (core.sqlite_runs), or None when MLflow must be used."""
+    from core.tracking import tracking_uri
+
+    try:
+        return open_store(tracking_uri())
+    except StoreUnreadable:
+        return None
 
 
 def _search(client: Any, experiment_ids: list[str], names: dict[str, str]) -> list[RunInfo]:
@@ -271,6 +293,12 @@ def list_runs(experiment: str | None = None) -> list[RunInfo]:
         if experiment:
             raise InputError(f"no experiment named {name!r} (nothing has been logged yet in {_where()})")
         return []
+    fast = _fast_store()
+    if fast is not None:
+        try:
+            return _list_fast(fast, name, experiment)
+        except StoreUnreadable:
+            pass
     client = _client()
     found = client.get_experiment_by_name(name)
     if found is None:
@@ -280,6 +308,17 @@ def list_runs(experiment: str | None = None) -> list[RunInfo]:
             raise InputError(f"no experiment named {name!r}{hint}")
         return []
     return _search(client, [found.experiment_id], {found.experiment_id: found.name})
+
+
+def _list_fast(fast: SqliteRuns, name: str, experiment: str | None) -> list[RunInfo]:
+    found = fast.experiment_by_name(name)
+    if found is None:
+        if experiment:
+            known = sorted(e.name for e in fast.active_experiments())
+            hint = f" (experiments: {', '.join(known)})" if known else " (no experiments yet)"
+            raise InputError(f"no experiment named {name!r}{hint}")
+        return []
+    return [_raw_info(run, found.name) for run in fast.runs([found.experiment_id])]
 
 
 def resolve_run(ref: str, client: Any = None) -> RunInfo:
@@ -292,6 +331,13 @@ def resolve_run(ref: str, client: Any = None) -> RunInfo:
         raise InputError("no run given: name a run by id, id prefix or run name (`proctor runs` lists them)")
     if client is None and store_missing():
         raise InputError(f"no run matches {ref!r}: nothing has been logged yet in {_where()}")
+    if client is None:
+        fast = _fast_store()
+        if fast is not None:
+            try:
+                return _resolve_fast(fast, ref)
+            except StoreUnreadable:
+                pass
     client = client or _client()
     if _HEX_ID.match(ref.lower()):
         from mlflow.exceptions import MlflowException
@@ -305,6 +351,22 @@ def resolve_run(ref: str, client: Any = None) -> RunInfo:
             return _run_info(run, experiment.name if experiment else "")
     experiments = client.search_experiments()
     runs = _search(client, [e.experiment_id for e in experiments], {e.experiment_id: e.name for e in experiments})
+    return _match(ref, runs)
+
+
+def _resolve_fast(fast: SqliteRuns, ref: str) -> RunInfo:
+    """`resolve_run` on the sqlite reader: the same rules, the same answers, without mlflow."""
+    if _HEX_ID.match(ref.lower()):
+        raw = fast.run(ref.lower())
+        if raw is not None:
+            return _raw_info(raw, fast.experiment_name(raw.experiment_id))
+    experiments = fast.active_experiments()
+    names = {e.experiment_id: e.name for e in experiments}
+    return _match(ref, [_raw_info(r, names.get(r.experiment_id, "")) for r in fast.runs(list(names))])
+
+
+def _match(ref: str, runs: list[RunInfo]) -> RunInfo:
+    """The run `ref` names among `runs` (newest first): a unique id prefix, else the newest run of that name."""
     by_prefix = [r for r in runs if r.run_id.startswith(ref.lower())]
     if len(by_prefix) == 1:
         return by_prefix[0]
@@ -328,8 +390,22 @@ def load_run(ref: str) -> RunDetail:
 
     if store_missing():
         resolve_run(ref)  # raises the "nothing logged yet" error
+    info: RunInfo | None = None
+    fast = _fast_store()
+    if fast is not None:
+        # The common case without mlflow: a run in a local sqlite store whose results CSV is on the local disk.
+        try:
+            info = _resolve_fast(fast, ref)
+            raw = fast.run(info.run_id)
+            local = local_artifact(raw.artifact_uri, RESULTS_ARTIFACT) if raw is not None else None
+            if local is not None and local.is_file():
+                results = _read_results(local)
+                if results is not None:
+                    return RunDetail(info, results, "artifact")
+        except StoreUnreadable:
+            info = None
     client = _client()
-    info = resolve_run(ref, client)
+    info = info or resolve_run(ref, client)
     results = _results_from_artifact(client, info.run_id)
     if results is not None:
         return RunDetail(info, results, "artifact")
@@ -368,8 +444,6 @@ def restore_run(run_id: str) -> None:
 def _results_from_artifact(client: Any, run_id: str) -> pd.DataFrame | None:
     from mlflow.exceptions import MlflowException
 
-    from core.csvio import read_table
-
     folder, _, name = RESULTS_ARTIFACT.rpartition("/")
     try:
         listed = {f.path for f in client.list_artifacts(run_id, folder)}
@@ -382,10 +456,16 @@ def _results_from_artifact(client: Any, run_id: str) -> pd.DataFrame | None:
             local = client.download_artifacts(run_id, RESULTS_ARTIFACT, dst_path=tmp)
         except (MlflowException, OSError):
             return None
-        try:
-            frame = read_table(local)
-        except InputError:
-            return None
+        return _read_results(local)
+
+
+def _read_results(local: str | os.PathLike[str]) -> pd.DataFrame | None:
+    from core.csvio import read_table
+
+    try:
+        frame = read_table(local)
+    except (InputError, OSError):
+        return None
     if "row" not in frame.columns:
         frame.insert(0, "row", [str(i) for i in range(1, len(frame) + 1)])
     return frame

@@ -1,0 +1,177 @@
+"""How quickly runs are listed and opened: `proctor runs`, a run's detail, a comparison, and the app's Runs pane.
+
+The store is a sqlite MLflow store holding --runs evaluation runs, each logged by a real `evaluate_file` (10 answered
+rows judged by the fake server at latency 0: params, tags, metrics, artifacts and one trace per row, as a user's
+store holds). It is built once in --store (default /tmp/proctor-bench-runs) and reused.
+
+Printed, each a median of --repeat fresh processes (the machine's load beside it):
+- `proctor runs` (the whole command), and, for scale, the same listing through `MlflowClient` (the way it worked
+  before the sqlite fast path: import mlflow, open the store, search_runs);
+- a run's detail (`core.runs.load_run`) and a comparison of two runs (`proctor compare A B`);
+- with --app (needs tmux): the app open for 5 s, then F5: the time until the Runs pane shows the newest run.
+
+    python benchmarks/bench_runs.py [--runs 50] [--repeat 5] [--app]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "tests"))  # after ROOT: tests/core must not shadow core
+
+ROWS_PER_RUN = 10
+
+
+def load() -> str:
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def serve() -> None:
+    """Child-process mode: the fake server answering as the judge, at once."""
+    from evaluation_helpers import responder
+    from fake_llm_server import Behaviour, FakeLLMServer
+
+    server = FakeLLMServer(Behaviour(latency=0.0, responder=responder), api_key=None).start()
+    print(f"READY {server.root}", flush=True)
+    threading.Event().wait()
+
+
+def build_store(folder: Path, runs: int) -> None:
+    """Log `runs` evaluation runs into folder/mlflow.db (kept for the next time)."""
+    db = folder / "mlflow.db"
+    marker = folder / f".filled-{runs}"
+    if marker.exists():
+        return
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip() if proc.stdout else ""
+        root = line.split(" ", 1)[1]
+        os.environ.update({"AZURE_OPENAI_ENDPOINT": root, "AZURE_OPENAI_API_KEY": "bench-key-not-secret",
+                           "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "MLFLOW_DISABLE_TELEMETRY": "true",
+                           "MLFLOW_MODEL_CATALOG_URI": ""})
+        cwd = os.getcwd()
+        os.chdir(folder)
+        import pandas as pd
+
+        from core.csvio import write_csv_atomic
+        from core.evaluation import evaluate_file
+
+        started = time.perf_counter()
+        for i in range(runs):
+            answers = folder / f"answers{i % 5}.csv"
+            if not answers.exists():
+                write_csv_atomic(pd.DataFrame([{
+                    "question": f"Question {n}: what is {n} times 7?", "answer": str(n * 7),
+                    "llm_answer": str(n * 7 if (n + i) % 3 else n * 6), "model": f"openai:/model-{i % 5}",
+                    "latency_s": "0.100", "prompt_tokens": "10", "completion_tokens": "3", "error": ""}
+                    for n in range(1, ROWS_PER_RUN + 1)]), answers)
+            evaluate_file(answers, judge="azure:/gpt-4.1-nano", model=f"openai:/model-{i % 5}")
+            print(f"\rfilling the store: {i + 1}/{runs} runs ({time.perf_counter() - started:.0f} s)", end="",
+                  file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        os.chdir(cwd)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+    marker.touch()
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{command} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
+    return elapsed
+
+
+def median_of(label: str, repeat: int, command: list[str], cwd: Path, env: dict[str, str]) -> float:
+    times = [timed(command, cwd, env) for _ in range(repeat)]
+    middle = statistics.median(times)
+    print(f"{label:<46} median {middle:5.2f} s  (min {min(times):.2f}, max {max(times):.2f}; {load()})",
+          flush=True)
+    return middle
+
+
+def app_f5(cwd: Path, env: dict[str, str], newest: str, repeat: int) -> None:
+    """The app open 5 s, then F5: seconds until the Runs pane shows the newest run's short id."""
+    times = []
+    exported = " ".join(f"{k}={v}" for k, v in env.items() if k.startswith(("MLFLOW_", "OPENAI_", "PYTHONPATH")))
+    for attempt in range(repeat):
+        session = f"bench-runs-{os.getpid()}-{attempt}"
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", "-c", str(cwd),
+                        f"env {exported} {sys.executable} -m tui.cli"], check=True)
+        try:
+            time.sleep(5.0)
+            started = time.perf_counter()
+            subprocess.run(["tmux", "send-keys", "-t", session, "F5"], check=True)
+            while True:
+                screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                        text=True).stdout
+                if newest in screen:
+                    times.append(time.perf_counter() - started)
+                    break
+                if time.perf_counter() - started > 30:
+                    raise SystemExit(f"the Runs pane showed no run after 30 s:\n{screen}")
+                time.sleep(0.01)
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+            time.sleep(0.5)
+    print(f"{'app open 5 s, F5 -> runs shown':<46} median {statistics.median(times):5.2f} s  "
+          f"(min {min(times):.2f}, max {max(times):.2f}; {load()})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--store", type=Path, default=Path("/tmp/proctor-bench-runs"))
+    parser.add_argument("--app", action="store_true", help="also time the app's Runs pane (needs tmux)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve()
+        return
+    folder = args.store.resolve()
+    build_store(folder, args.runs)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROCTOR_", "OPENAI_", "AZURE_", "MLFLOW_"))}
+    env.update({"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}", "MLFLOW_DISABLE_TELEMETRY": "true",
+                "MLFLOW_MODEL_CATALOG_URI": "", "PYTHONPATH": str(ROOT),
+                "OPENAI_API_KEY": "bench", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    python = sys.executable
+    listed = subprocess.run([python, "-m", "tui.cli", "runs", "--json"], cwd=folder, env=env, capture_output=True,
+                            text=True, check=True).stdout
+    import json
+
+    runs = json.loads(listed)
+    print(f"store: {folder / 'mlflow.db'}, {len(runs)} runs in experiment 'proctor'")
+    a, b = runs[1]["run_id"], runs[0]["run_id"]
+    median_of("proctor runs", args.repeat, [python, "-m", "tui.cli", "runs"], folder, env)
+    median_of("  (for scale: MlflowClient.search_runs)", args.repeat, [python, "-c", (
+        "from mlflow.tracking import MlflowClient\n"
+        "c = MlflowClient(); e = c.get_experiment_by_name('proctor')\n"
+        "print(len(c.search_runs([e.experiment_id], max_results=1000)))")], folder, env)
+    median_of("run detail (core.runs.load_run)", args.repeat, [python, "-c", (
+        f"from core.runs import load_run\nprint(len(load_run({a!r}).results))")], folder, env)
+    median_of("proctor compare A B", args.repeat, [python, "-m", "tui.cli", "compare", a[:8], b[:8]], folder, env)
+    if args.app:
+        if not shutil.which("tmux"):
+            raise SystemExit("--app needs tmux")
+        app_f5(folder, env, runs[0]["run_id"][:8], args.repeat)
+
+
+if __name__ == "__main__":
+    main()

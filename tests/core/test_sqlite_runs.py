@@ -1,0 +1,152 @@
+"""core.sqlite_runs, the mlflow-free reader behind `proctor runs`: it must answer exactly what MlflowClient answers.
+
+Every listing, resolution and opened run is computed twice on the same real store, once through the sqlite reader
+and once with it switched off (MlflowClient), and the two must be equal. The reader must never write to the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import core.runs
+from core.errors import InputError
+from core.runs import list_runs, load_run, resolve_run
+from core.sqlite_runs import StoreUnreadable, local_artifact, open_store, sqlite_file
+from tests.runs_support import MINI, NANO, Row, log_contract_run, store_at
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    folder = tmp_path_factory.mktemp("store")
+    with store_at(folder) as uri:
+        ids: dict[str, object] = {"uri": uri, "folder": folder}
+        ids["nano"] = log_contract_run(folder, "gpt-4.1-nano", NANO)
+        ids["mini"] = log_contract_run(folder, "gpt-4.1-mini", MINI, extra_metrics={"odd": float("nan")})
+        ids["again"] = log_contract_run(folder, "gpt-4.1-nano", MINI)  # the same name twice: the latest wins
+        ids["other"] = log_contract_run(folder, "other-model", [Row("correct", "x")] * 5, experiment="other",
+                                        with_results=False)
+        gone = log_contract_run(folder, "deleted-model", NANO)
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient().delete_run(gone)
+        ids["deleted"] = gone
+    return ids
+
+
+@pytest.fixture(autouse=True)
+def _use_store(clean_env: Path, store: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", str(store["uri"]))
+
+
+def _via_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(core.runs, "_fast_store", lambda: None)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _same_infos(a: list, b: list) -> None:
+    assert [r.run_id for r in a] == [r.run_id for r in b]
+    for x, y in zip(a, b, strict=True):
+        # NaN != NaN: compare the metrics' text, the rest as values.
+        assert {k: repr(v) for k, v in x.metrics.items()} == {k: repr(v) for k, v in y.metrics.items()}
+        assert (x.name, x.experiment, x.start_time, x.status, x.model, x.judge, x.rows, x.params, x.tags) == (
+            y.name, y.experiment, y.start_time, y.status, y.model, y.judge, y.rows, y.params, y.tags)
+
+
+def test_the_default_store_is_read_without_mlflow(store: dict[str, object]) -> None:
+    reader = open_store(str(store["uri"]))
+    assert reader is not None
+    assert reader.experiment_by_name("proctor") is not None
+    assert {e.name for e in reader.active_experiments()} >= {"proctor", "other"}
+
+
+@pytest.mark.parametrize("experiment", [None, "other"])
+def test_listing_equals_mlflow_client(store: dict[str, object], experiment: str | None,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = list_runs(experiment)
+    _via_mlflow(monkeypatch)
+    slow = list_runs(experiment)
+    _same_infos(fast, slow)
+    assert store["deleted"] not in {r.run_id for r in fast}
+    if experiment is None:
+        assert [r.run_id for r in fast] == [store["again"], store["mini"], store["nano"]]
+
+
+def test_unknown_experiment_is_the_same_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InputError) as fast:
+        list_runs("nope")
+    _via_mlflow(monkeypatch)
+    with pytest.raises(InputError) as slow:
+        list_runs("nope")
+    assert str(fast.value) == str(slow.value)
+    assert "other" in str(fast.value)
+
+
+@pytest.mark.parametrize("ref", ["nano", "mini", "prefix", "name", "deleted-id"])
+def test_resolving_equals_mlflow_client(store: dict[str, object], ref: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = {"nano": str(store["nano"]), "mini": str(store["mini"]), "prefix": str(store["mini"])[:12],
+            "name": "gpt-4.1-nano", "deleted-id": str(store["deleted"])}[ref]
+    fast = resolve_run(text)
+    _via_mlflow(monkeypatch)
+    slow = resolve_run(text)
+    _same_infos([fast], [slow])
+    if ref == "name":
+        assert fast.run_id == store["again"]
+
+
+def test_opening_a_run_equals_mlflow_client(store: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = load_run(str(store["mini"]))
+    assert fast.results_source == "artifact"
+    assert len(fast.results) == 5
+    _via_mlflow(monkeypatch)
+    slow = load_run(str(store["mini"]))
+    _same_infos([fast.info], [slow.info])
+    assert fast.results.equals(slow.results)
+
+
+def test_a_run_without_local_results_still_opens_through_mlflow(store: dict[str, object]) -> None:
+    detail = load_run(str(store["other"]))
+    assert detail.info.name == "other-model"
+    assert detail.results_source == ""
+
+
+def test_the_reader_never_writes(store: dict[str, object]) -> None:
+    db = Path(str(store["folder"])) / "mlflow.db"
+    before = _digest(db)
+    list_runs()
+    load_run(str(store["nano"]))
+    resolve_run("gpt-4.1-mini")
+    assert _digest(db) == before
+
+
+def test_a_sqlite_file_that_is_not_an_mlflow_store_is_left_to_mlflow(tmp_path: Path) -> None:
+    foreign = tmp_path / "other.db"
+    with sqlite3.connect(foreign) as connection:
+        connection.execute("CREATE TABLE runs (id INTEGER)")
+    reader = open_store(f"sqlite:///{foreign}")
+    assert reader is not None
+    with pytest.raises(StoreUnreadable):
+        reader.active_experiments()
+
+
+def test_only_existing_local_sqlite_files_are_read_directly(tmp_path: Path) -> None:
+    assert open_store("http://127.0.0.1:5000") is None
+    assert open_store("postgresql://u@h/db") is None
+    assert open_store("sqlite:///:memory:") is None
+    assert open_store(f"sqlite:///{tmp_path}/missing.db") is None
+    assert sqlite_file(f"sqlite:///{tmp_path}/a%20b.db") == tmp_path / "a b.db"
+
+
+def test_local_artifacts_only_for_local_locations(tmp_path: Path) -> None:
+    assert local_artifact(tmp_path.as_uri() + "/artifacts", "results/results.csv") == (
+        tmp_path / "artifacts" / "results" / "results.csv")
+    assert local_artifact(str(tmp_path / "artifacts"), "x.csv") == tmp_path / "artifacts" / "x.csv"
+    assert local_artifact("s3://bucket/1/abc/artifacts", "x.csv") is None
+    assert local_artifact("mlflow-artifacts:/1/abc/artifacts", "x.csv") is None
+    assert local_artifact("", "x.csv") is None
