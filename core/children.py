@@ -7,6 +7,9 @@ children when Proctor dies, and stopping a child's whole process group.
   That signal fires when the *thread* that forked the child exits, not the process: every child is therefore forked
   by one daemon thread that lives as long as Proctor, whichever thread (main, Textual or asyncio worker) asks.
 - `stop_group` stops the child and everything it started: SIGTERM to the group, a grace period, then SIGKILL.
+- `stop_group_detached` does the same without making the caller wait: SIGTERM at once, and when the group does not
+  end within a moment, a small detached stopper process (no imports beyond `os`, `signal`, `time`) finishes the job,
+  SIGKILL included, even after Proctor has exited. Quitting the app returns the terminal at once that way.
 
 Callers keep their own table of what they started and stop it from `atexit`; this module holds no such state.
 """
@@ -198,3 +201,49 @@ def stop_group(process: subprocess.Popen[bytes], grace_s: float, kill_wait_s: fl
     signal_group(pgid, signal.SIGKILL)
     # SIGKILL is delivered asynchronously: wait until the child and its own children are gone too.
     _wait_gone(process, pgid, kill_wait_s)
+
+
+# The detached stopper: polls the group, SIGKILLs it once the grace period is over, and exits as soon as the group
+# is empty. Runs with `python -S -E` (no site, no environment): it starts in a few milliseconds.
+_STOPPER = """
+import os, signal, sys, time
+pgid, grace = int(sys.argv[1]), float(sys.argv[2])
+def alive():
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+deadline = time.monotonic() + grace
+while alive() and time.monotonic() < deadline:
+    time.sleep(0.05)
+if alive():
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+"""
+
+
+def stop_group_detached(process: subprocess.Popen[bytes], grace_s: float, settle_s: float = 0.2) -> None:
+    """Stop a child's group like `stop_group`, but return within about `settle_s` seconds.
+
+    SIGTERM goes to the group at once. If the group is gone within `settle_s` (the usual case for a quick child),
+    that is all; otherwise a detached stopper process, in a session of its own so that the terminal's signals do
+    not reach it, SIGKILLs the group after `grace_s` unless it ended first. The stopper outlives Proctor: the
+    child is never left behind, even when Proctor exits right after this call.
+    """
+    pgid = process.pid
+    if process.poll() is not None and not group_alive(pgid):
+        return
+    signal_group(pgid, signal.SIGTERM)
+    if _wait_gone(process, pgid, settle_s):
+        return
+    try:
+        subprocess.Popen([sys.executable, "-S", "-E", "-c", _STOPPER, str(pgid), f"{max(0.0, grace_s):g}"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         close_fds=True, start_new_session=True)
+    except OSError:
+        stop_group(process, grace_s)  # no stopper could be started: wait here rather than leave the child behind

@@ -31,7 +31,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.children import free_port, port_free, spawn_owned, stop_group
+from core.children import free_port, port_free, spawn_owned, stop_group, stop_group_detached
 from core.children import group_alive as group_alive  # re-exported: callers check a stopped server's group
 from core.errors import InputError, ProctorError
 
@@ -130,12 +130,19 @@ class MlflowServer:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self, grace_s: float = 10.0) -> None:
-        """Stop the server and every process of its group: SIGTERM, then SIGKILL after `grace_s`. Idempotent."""
+    def stop(self, grace_s: float = 10.0, detach: bool = False) -> None:
+        """Stop the server and every process of its group: SIGTERM, then SIGKILL after `grace_s`. Idempotent.
+
+        `detach=True` returns at once (quitting the app must not wait 5-9 s for uvicorn and the job runner): a
+        detached stopper finishes the job, SIGKILL included, even after Proctor has exited.
+        """
         process = self.process
         if process is None:
             return
-        stop_group(process, grace_s)
+        if detach:
+            stop_group_detached(process, grace_s)
+        else:
+            stop_group(process, grace_s)
         with _started_lock:
             if self in _started:
                 _started.remove(self)
@@ -168,12 +175,15 @@ def start_server(port: int | None = None, timeout: float = READY_TIMEOUT_S) -> M
     return server
 
 
-def stop_all() -> None:
-    """Stop every server this process started (registered with atexit; the app also calls it when it quits)."""
+def stop_all(detach: bool = True) -> None:
+    """Stop every server this process started (registered with atexit; the app also calls it when it quits).
+
+    Detached by default: Proctor exits at once and a stopper process makes sure the servers end (see `stop`).
+    """
     with _started_lock:
         servers = list(_started)
     for server in servers:
-        server.stop(grace_s=5.0)
+        server.stop(grace_s=5.0, detach=detach)
 
 
 atexit.register(stop_all)

@@ -274,7 +274,8 @@ class RunsPane(Vertical):
         # The app is closing (or the pane is gone): MLflow's UI must not outlive it.
         self._server_cancel.set()
         if self._server is not None:
-            self._server.stop(grace_s=5.0)
+            # Detached: SIGTERM now, and a stopper process SIGKILLs it later if need be; the app quits at once.
+            self._server.stop(grace_s=5.0, detach=True)
 
     def on_resize(self) -> None:
         # Which columns fit depends on the width: refill only when that changes the set.
