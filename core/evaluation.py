@@ -90,7 +90,8 @@ __all__ = [
 
 @dataclass
 class EvaluationProgress:
-    """Where an evaluation stands. `phase`: reading, checking (the MLflow store), answering, judging, logging, done."""
+    """Where an evaluation stands. `phase`: reading, checking (the MLflow store), answering, store set-up (a new
+    sqlite store: `done`/`total` count MLflow's schema migrations), judging, logging, done."""
 
     phase: str
     done: int = 0
@@ -494,6 +495,7 @@ def evaluate_file(
     }
     mlflow_env.update({k: v for k, v in defaults.items() if k not in os.environ})
 
+    _set_up_store(tracking, report, secrets, timings)
     with MLFLOW_LOCK:
         try:
             summary = _run_evaluation(
@@ -512,6 +514,21 @@ def evaluate_file(
     timings["total_s"] = time.perf_counter() - started
     report("done", len(rows), len(rows), int(summary.metrics.get("judge_errors", 0)), message="done")
     return summary
+
+
+def _set_up_store(tracking: str, report: Callable[..., None], secrets: list[str], timings: dict[str, float]) -> None:
+    """A new sqlite store is created as its own phase, with progress (core.store_setup), not inside evaluate."""
+    from core.store_setup import ensure_store, store_needs_setup
+    from core.tracking import captured_output, log_path
+
+    if not store_needs_setup(tracking):
+        return
+    t0 = time.perf_counter()
+    message = "setting up the MLflow store"
+    report("store set-up", 0, 0, message=message)
+    with captured_output(log_path(), secrets=secrets):
+        ensure_store(tracking, lambda done, total: report("store set-up", done, total, message=message))
+    timings["store_setup_s"] = time.perf_counter() - t0
 
 
 def _read_input(path: Path, model: str | None, settings: Settings) -> _Table:

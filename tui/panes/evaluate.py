@@ -32,6 +32,7 @@ PHASES = {
     "checking": "checking the MLflow store",
     "answering": "answering",
     "store": "setting up the MLflow store",
+    "store set-up": "setting up the MLflow store (once per machine)",
     "judging": "judging",
     "logging": "logging to MLflow",
     "done": "done",
@@ -277,8 +278,11 @@ class EvaluatePane(Vertical):
             bar.update(total=None)
         details = Text()
         if p.total:
-            noun = "judged" if p.phase in ("judging", "logging", "done") else "answered"
-            details.append(f"rows {noun} {p.done}/{p.total}")
+            if p.phase == "store set-up":  # a new store: MLflow's schema migrations, counted
+                details.append(f"migrations {p.done}/{p.total}")
+            else:
+                noun = "judged" if p.phase in ("judging", "logging", "done") else "answered"
+                details.append(f"rows {noun} {p.done}/{p.total}")
             rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
             if rate > 0 and p.done < p.total:
                 details.append(f"  ·  {rate:.1f} rows/s  ·  ETA {(p.total - p.done) / rate:.0f} s")
