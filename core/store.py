@@ -359,6 +359,24 @@ def _refuse_deleted(experiment: str | None, stage: str, experiment_id: str, show
                           "PROCTOR_EXPERIMENT")
 
 
+def _check_sqlite_experiment(uri: str, experiment: str | None, info: StoreInfo) -> bool:
+    """The experiment check on an MLflow SQLite file read directly (core.sqlite_runs: read-only, no mlflow import,
+    milliseconds instead of seconds); False when that reader cannot answer and MLflow's client must."""
+    from core.sqlite_runs import StoreUnreadable, open_store
+
+    try:
+        reader = open_store(uri)
+        if reader is None:
+            return False
+        found = reader.experiment_by_name(experiment) if experiment else None
+    except StoreUnreadable:
+        return False
+    if found is not None:
+        _refuse_deleted(experiment, found.lifecycle_stage, found.experiment_id, info.shown)
+        info.experiment_id = found.experiment_id
+    return True
+
+
 def check_store(experiment: str | None = None, *, writable: bool = True,
                 secrets: list[str] | None = None, quick: bool = False) -> StoreInfo:
     """Check that the tracking store in force can serve, before anything costly; return what was found.
@@ -378,8 +396,12 @@ def check_store(experiment: str | None = None, *, writable: bool = True,
     if path is not None:
         info.kind = "sqlite"
         _check_sqlite(path, uri, writable)
-        if not writable and not path.exists():
+        if not path.exists():
+            # Nothing to ask MLflow yet: the folder is writable, and opening the store through MLflow here would
+            # create it with a silent 9 s migration (evaluate creates it later as its own phase, core.store_setup).
             return info
+        if not writable and _check_sqlite_experiment(uri, experiment, info):
+            return info  # a reader (`runs`) needs no more; a writer also gets MLflow's own schema check below
     elif scheme in ("http", "https"):
         info.kind = "http"
         stage = _check_http(uri, experiment)

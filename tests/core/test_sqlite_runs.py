@@ -150,3 +150,22 @@ def test_local_artifacts_only_for_local_locations(tmp_path: Path) -> None:
     assert local_artifact("s3://bucket/1/abc/artifacts", "x.csv") is None
     assert local_artifact("mlflow-artifacts:/1/abc/artifacts", "x.csv") is None
     assert local_artifact("", "x.csv") is None
+
+
+def test_proctor_runs_on_a_local_store_never_imports_mlflow(store: dict[str, object]) -> None:
+    # The point of the reader: listing, opening and comparing runs in the default store costs no mlflow import.
+    import os
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom tui.cli import main\n"
+              "assert main(['runs']) == 0\n"
+              f"assert main(['compare', {str(store['nano'])!r}, {str(store['mini'])!r}]) == 0\n"
+              "print('MLFLOW' if any(m == 'mlflow' or m.startswith('mlflow.') for m in sys.modules) else 'NONE')")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": str(store["uri"]),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                            cwd=str(store["folder"]))
+    assert result.returncode == 0, result.stderr
+    assert "gpt-4.1-mini" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "NONE"
