@@ -24,7 +24,7 @@ def test_real_server_shows_the_run_and_stops_with_its_whole_process_group(clean_
     server = start_server()
     try:
         assert server.url.startswith("http://127.0.0.1:")
-        assert server.ready_after_s is not None and server.ready_after_s < 120
+        assert server.ready_after_s is not None
         with urllib.request.urlopen(f"{server.url}/health", timeout=5) as response:
             assert response.status == 200
         request = urllib.request.Request(

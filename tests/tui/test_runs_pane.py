@@ -6,7 +6,9 @@ run, and a snapshot must not.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -283,6 +285,10 @@ async def test_m_starts_the_mlflow_ui_and_the_app_stops_it_on_exit(with_store: d
         await settle(pilot)  # waits for /health in a worker
         assert f"MLflow UI: {server.url}" in text_of(app.query_one("#runs-status", Static))
         pgid = server.process.pid
+    # Quitting does not wait for the server (SIGTERM, then a detached stopper's SIGKILL): it must go all the same.
+    deadline = time.monotonic() + 60
+    while group_alive(pgid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
     assert not group_alive(pgid), "quitting the app stopped the server and its children"
 
 
