@@ -6,6 +6,13 @@ set-up, evaluate itself, logging). Run twice in one process (`--repeat 2`) to se
 once mlflow is imported and the store migrated.
 
     python benchmarks/bench_evaluate.py [--n 20] [--latency 0.2] [--repeat 2]
+
+`--side-by-side` (the issue's case): an answers CSV of --n rows (default 100) judged at judge latencies 0 and 0.2 s,
+as the whole `proctor evaluate` command (PROCTOR_CONCURRENCY=--workers) beside a plain `mlflow.genai.evaluate` on
+the same rows with the same scorers and MLFLOW_GENAI_EVAL_MAX_WORKERS=--workers, each in its own process on a store
+created beforehand. Prints the wall time of each and the machine's load.
+
+    python benchmarks/bench_evaluate.py --side-by-side [--n 100] [--workers 8] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -34,16 +41,120 @@ def serve(latency: float) -> None:
     threading.Event().wait()
 
 
+PLAIN = """
+import os, sys, time
+import pandas as pd
+import mlflow
+from mlflow.genai.scorers import Correctness, scorer
+sys.path.insert(0, {root!r})
+from core.scorers import contains_reference_score, exact_match_score
+
+@scorer
+def exact_match(outputs, expectations):
+    return bool(exact_match_score(str(outputs), expectations["expected_response"]))
+
+@scorer
+def contains_reference(outputs, expectations):
+    return bool(contains_reference_score(str(outputs), expectations["expected_response"]))
+
+frame = pd.read_csv({answers!r}, dtype=str, encoding="utf-8-sig")
+data = [{{"inputs": {{"question": q}}, "outputs": a, "expectations": {{"expected_response": r}}}}
+        for q, a, r in zip(frame["question"], frame["llm_answer"], frame["answer"])]
+mlflow.set_experiment("plain")
+started = time.perf_counter()
+result = mlflow.genai.evaluate(data=data, scorers=[Correctness(model="azure:/gpt-4.1-nano"), exact_match,
+                                                   contains_reference])
+print(f"EVALUATE {{time.perf_counter() - started:.2f}}", result.metrics.get("correctness/mean"))
+"""
+
+
+def side_by_side(n: int, workers: int, repeat: int) -> None:
+    """The whole `proctor evaluate` command beside a plain mlflow.genai.evaluate, same rows, same workers."""
+    import shutil
+    import statistics
+
+    import pandas as pd
+
+    from core.csvio import write_csv_atomic
+    from core.store_setup import ensure_store
+
+    def load() -> str:
+        return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+
+    with tempfile.TemporaryDirectory(prefix="bench-evaluate-side-") as tmp:
+        folder = Path(tmp)
+        answers = folder / "answers.csv"
+        write_csv_atomic(pd.DataFrame([{
+            "question": f"Question {i}: what is {i} times 7?", "answer": str(i * 7),
+            "llm_answer": str(i * 7 if i % 3 else i * 6), "model": "openai:/bench-model", "latency_s": "0.100",
+            "prompt_tokens": "10", "completion_tokens": "3", "error": ""} for i in range(1, n + 1)]), answers)
+        template = folder / "template.db"
+        ensure_store(f"sqlite:///{template}")  # "store already created": every run starts from a copy of it
+        print(f"{n} answered rows, {workers} workers, store created beforehand")
+        for latency in (0.0, 0.2):
+            proc = subprocess.Popen([sys.executable, __file__, "--serve", "--latency", str(latency)],
+                                    stdout=subprocess.PIPE, text=True)
+            try:
+                root = (proc.stdout.readline().strip() if proc.stdout else "").split(" ", 1)[1]
+                env = {k: v for k, v in os.environ.items() if not k.startswith(("PROCTOR_", "OPENAI_", "AZURE_"))}
+                env.update({"AZURE_OPENAI_ENDPOINT": root, "AZURE_OPENAI_API_KEY": "bench-key-not-secret",
+                            "AZURE_API_KEY": "bench-key-not-secret", "AZURE_API_BASE": root,
+                            "AZURE_API_VERSION": "2024-02-15-preview", "PROCTOR_CONCURRENCY": str(workers),
+                            "MLFLOW_GENAI_EVAL_MAX_WORKERS": str(workers), "MLFLOW_DISABLE_TELEMETRY": "true",
+                            "MLFLOW_MODEL_CATALOG_URI": "", "MLFLOW_GENAI_EVAL_MAX_RETRIES": "0",
+                            "PYTHONPATH": str(ROOT)})
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                times: dict[str, list[float]] = {"proctor evaluate (whole command)": [],
+                                                 "plain mlflow.genai.evaluate (whole process)": [],
+                                                 "  of which the evaluate call": []}
+                for attempt in range(repeat):
+                    for kind in ("proctor", "plain"):
+                        run_dir = folder / f"{kind}-{latency}-{attempt}"
+                        run_dir.mkdir()
+                        shutil.copyfile(template, run_dir / "mlflow.db")
+                        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{run_dir / 'mlflow.db'}"
+                        if kind == "proctor":
+                            command = [sys.executable, "-m", "tui.cli", "evaluate", str(answers), "--judge",
+                                       "azure:/gpt-4.1-nano", "-q"]
+                        else:
+                            command = [sys.executable, "-c", PLAIN.format(root=str(ROOT), answers=str(answers))]
+                        started = time.perf_counter()
+                        result = subprocess.run(command, cwd=run_dir, env=env, capture_output=True, text=True)
+                        wall = time.perf_counter() - started
+                        if result.returncode != 0:
+                            raise SystemExit(f"{kind} failed: {result.stderr.strip()[-800:]}")
+                        if kind == "proctor":
+                            times["proctor evaluate (whole command)"].append(wall)
+                        else:
+                            times["plain mlflow.genai.evaluate (whole process)"].append(wall)
+                            inner = [line for line in result.stdout.splitlines() if line.startswith("EVALUATE")]
+                            times["  of which the evaluate call"].append(float(inner[-1].split()[1]))
+                        print(f"  judge latency {latency:g} s, {kind}: {wall:.2f} s ({load()})", flush=True)
+                for label, values in times.items():
+                    print(f"judge latency {latency:g} s  {label:<45} median {statistics.median(values):6.2f} s  "
+                          f"({len(values)} run(s); {load()})", flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--n", type=int, default=None)
     parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--side-by-side", action="store_true")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.latency)
         return
+    if args.side_by_side:
+        side_by_side(args.n or 100, args.workers, args.repeat or 1)
+        return
+    args.n = args.n or 20
+    args.repeat = args.repeat or 2
 
     proc = subprocess.Popen([sys.executable, __file__, "--serve", "--latency", str(args.latency)],
                             stdout=subprocess.PIPE, text=True)

@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Header, TabbedContent, TabPane
 
+from tui import quick_exit
 from tui.panes.chat import ChatPane
 from tui.panes.evaluate import EvaluatePane
 from tui.panes.grade import GradePane
@@ -72,6 +73,10 @@ class ProctorApp(App[None]):
             with TabPane("Runs [dim]F5[/]", id="runs"):
                 yield RunsPane()
         yield FittingFooter()
+
+    def on_load(self) -> None:
+        # Before any pane starts a thread worker: quitting must not wait for a worker still importing or working.
+        quick_exit.install()
 
     def on_mount(self) -> None:
         if self._warm_up:

@@ -93,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tui.app import ProctorApp
 
             ProctorApp(model=args.app_model).run()
+            if threading.current_thread() is threading.main_thread():
+                from tui.quick_exit import exit_process
+
+                exit_process(0)  # the terminal back at once, not after seconds of interpreter teardown
             return 0
         return int(args.func(args) or 0)
     except ProctorError as error:

@@ -58,4 +58,10 @@ def run(args: argparse.Namespace) -> int:
     from tui.app import ProctorApp
 
     ProctorApp(pane="grade", grade_path=args.file, grade_blind=args.blind).run()
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        from tui.quick_exit import exit_process
+
+        exit_process(0)  # every verdict is saved before the next row shows: nothing is left to tear down slowly
     return 0

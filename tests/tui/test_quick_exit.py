@@ -1,0 +1,75 @@
+"""tui.quick_exit: the app's process ends when the app does, whatever its thread workers are still doing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from tui.quick_exit import WorkerExecutor
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_jobs_return_their_result_or_their_exception() -> None:
+    executor = WorkerExecutor()
+    assert executor.submit(lambda a, b: a + b, 2, b=3).result(timeout=60) == 5
+    with pytest.raises(ZeroDivisionError):
+        executor.submit(lambda: 1 / 0).result(timeout=60)
+
+
+def test_shutdown_does_not_wait_for_a_job_that_never_ends() -> None:
+    executor = WorkerExecutor()
+    release = threading.Event()
+    started = threading.Event()
+
+    def stuck() -> str:
+        started.set()
+        release.wait()
+        return "released"
+
+    future = executor.submit(stuck)
+    assert started.wait(60)
+    executor.shutdown(wait=True)  # would block for ever if it joined the job
+    assert not future.done()
+    release.set()
+    assert future.result(timeout=60) == "released"
+
+
+def test_an_app_whose_worker_is_stuck_still_exits_and_runs_its_exit_handlers(tmp_path: Path) -> None:
+    # Before tui.quick_exit, asyncio.run waited for every thread worker: this process would never end.
+    marker = tmp_path / "atexit-ran"
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(f"""
+        import atexit, sys, threading
+        sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from textual import work
+        from textual.app import App
+        from tui import quick_exit
+
+        atexit.register(lambda: Path({str(marker)!r}).write_text("yes"))
+        never = threading.Event()
+
+        class StuckApp(App):
+            def on_load(self):
+                quick_exit.install()
+
+            def on_mount(self):
+                self.stuck()
+                self.set_timer(0.2, self.exit)
+
+            @work(thread=True)
+            def stuck(self):
+                never.wait()  # an import or an evaluation that is not done when the user quits
+
+        StuckApp().run(headless=True)
+        quick_exit.exit_process(0)
+    """))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert marker.read_text() == "yes"
