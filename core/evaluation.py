@@ -527,7 +527,13 @@ def _set_up_store(tracking: str, report: Callable[..., None], secrets: list[str]
     message = "setting up the MLflow store"
     report("store set-up", 0, 0, message=message)
     with captured_output(log_path(), secrets=secrets):
-        ensure_store(tracking, lambda done, total: report("store set-up", done, total, message=message))
+        try:
+            ensure_store(tracking, lambda done, total: report("store set-up", done, total, message=message))
+        except Exception as error:  # noqa: BLE001 - disk full, read-only folder, a failed migration: one line
+            from core.store import _where, describe_store_error
+
+            raise ConfigError(f"{_where(tracking)}: the store could not be created "
+                              f"({describe_store_error(error, tracking)})") from None
     timings["store_setup_s"] = time.perf_counter() - t0
 
 

@@ -288,6 +288,7 @@ async def test_m_starts_the_mlflow_ui_and_the_app_stops_it_on_exit(with_store: d
     # Quitting does not wait for the server (SIGTERM, then a detached stopper's SIGKILL): it must go all the same.
     deadline = time.monotonic() + 60
     while group_alive(pgid) and time.monotonic() < deadline:
+        server.process.poll()  # reap the server once it has exited (Proctor's own exit does this for real)
         await asyncio.sleep(0.1)
     assert not group_alive(pgid), "quitting the app stopped the server and its children"
 
