@@ -276,7 +276,9 @@ def test_judge_answering_429_is_bounded_and_counted(tmp_path: Path, openai_env, 
     started = time.perf_counter()
     summary = evaluate_file(answers, judge="openai:/gpt-4.1-nano", judge_timeout=3)
     took = time.perf_counter() - started
-    assert took < 20, f"a judge answering 429 held the evaluation {took:.0f} s"
+    # Unbounded, MLflow's own retries hold each row for about 184 s; bounded by the 3 s verdict timeout it is seconds.
+    # The margin between the two is wide on purpose: on a loaded 2-core machine the bounded run took over 20 s.
+    assert took < 150, f"a judge answering 429 held the evaluation {took:.0f} s"
     assert summary.metrics["judge_errors"] == 4 and summary.metrics["accuracy"] == 0.0
     assert "correctness/mean" not in summary.metrics  # every verdict failed: evaluate logs no mean
     errors = summary.results["judge_error"].tolist()
