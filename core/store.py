@@ -399,6 +399,8 @@ def check_store(experiment: str | None = None, *, writable: bool = True,
         if not path.exists():
             # Nothing to ask MLflow yet: the folder is writable, and opening the store through MLflow here would
             # create it with a silent 9 s migration (evaluate creates it later as its own phase, core.store_setup).
+            if writable and not quick:
+                _check_artifact_folder(None, _where(uri))  # a new experiment's files go to ./mlruns
             return info
         if not writable and _check_sqlite_experiment(uri, experiment, info):
             return info  # a reader (`runs`) needs no more; a writer also gets MLflow's own schema check below
