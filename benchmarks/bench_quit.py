@@ -81,6 +81,8 @@ def servers_left(folder: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-ui", action="store_true", help="only the idle case (the UI takes minutes to start "
+                        "on a loaded machine)")
     parser.add_argument("--store", type=Path, default=Path("/tmp/proctor-bench-runs"),
                         help="a folder holding mlflow.db (bench_runs.py makes one)")
     args = parser.parse_args()
@@ -96,7 +98,7 @@ def main() -> None:
         bare = [quit_seconds(folder, env, False, attempt, bare=True) for attempt in range(args.repeat)]
         print(f"{'Ctrl+Q, a bare Textual app':<36} median {statistics.median(bare):.2f} s (max {max(bare):.2f}; "
               f"{load()})", flush=True)
-        for with_ui in (False, True):
+        for with_ui in (False,) if args.skip_ui else (False, True):
             times = []
             for attempt in range(args.repeat):
                 times.append(quit_seconds(folder, env, with_ui, attempt))
