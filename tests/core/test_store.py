@@ -203,7 +203,10 @@ def test_other_errors_are_not_retried() -> None:
 
 def test_the_check_waits_for_a_store_held_past_sqlites_own_wait(tracking: str, mlflow_store: Path) -> None:
     """MLflow's SQLite sessions wait 20 s for a lock, then fail: the check tries again until the writer is done."""
-    check_store("proctor")  # makes the store
+    from core.store_setup import ensure_store
+
+    ensure_store(tracking)  # a store that exists: the check itself never creates one (that is evaluate's phase)
+    check_store("proctor")
     held, released = threading.Event(), threading.Event()
     holder = threading.Thread(target=_hold_lock, args=(mlflow_store / "mlflow.db", 24, held, released))
     holder.start()
