@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button
+from textual.widgets import Button, Input
 
 from tests.tui.pilot import wait_for
 from tui.app import ProctorApp
@@ -26,20 +26,36 @@ def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openai_env) -> Path:  
     return tmp_path
 
 
+async def _steady(pilot) -> None:  # noqa: ANN001
+    """A blinking cursor would make the picture depend on when it is taken: hold it still (shown)."""
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
+def _focused(widget_id: str):  # noqa: ANN202
+    """A run_before that waits until `widget_id` has the keyboard (its cursor is part of the picture)."""
+
+    async def run_before(pilot) -> None:  # noqa: ANN001
+        await wait_for(pilot, lambda: pilot.app.focused is not None and pilot.app.focused.id == widget_id)
+        await pilot.app.workers.wait_for_complete()
+        await _steady(pilot)
+
+    return run_before
+
+
 def test_chat_empty_80x24(snap_compare, here: Path) -> None:
-    assert snap_compare(ProctorApp(warm_up=False), terminal_size=(80, 24))
+    assert snap_compare(ProctorApp(warm_up=False), terminal_size=(80, 24), run_before=_focused("chat-input"))
 
 
 def test_grade_picker_80x24(snap_compare, here: Path) -> None:
-    async def run_before(pilot) -> None:  # noqa: ANN001
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-
-    assert snap_compare(ProctorApp(pane="grade", warm_up=False), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(ProctorApp(pane="grade", warm_up=False), terminal_size=(80, 24),
+                        run_before=_focused("csv-picker-input"))
 
 
 def test_evaluate_form_80x24(snap_compare, here: Path) -> None:
-    assert snap_compare(ProctorApp(pane="evaluate", warm_up=False), terminal_size=(80, 24))
+    assert snap_compare(ProctorApp(pane="evaluate", warm_up=False), terminal_size=(80, 24),
+                        run_before=_focused("eval-path"))
 
 
 def test_evaluate_error_80x24(snap_compare, here: Path) -> None:
@@ -49,7 +65,7 @@ def test_evaluate_error_80x24(snap_compare, here: Path) -> None:
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: not pane.running and pane.query_one("#eval-live").display
                        and "failed" in str(pane.query_one("#eval-phase").render()))
-        await pilot.pause()
+        await _steady(pilot)
 
     assert snap_compare(ProctorApp(pane="evaluate", warm_up=False), terminal_size=(80, 24), run_before=run_before)
 
@@ -57,8 +73,9 @@ def test_evaluate_error_80x24(snap_compare, here: Path) -> None:
 def test_answer_dialog_60x20(snap_compare, here: Path) -> None:
     async def run_before(pilot) -> None:  # noqa: ANN001
         await pilot.press("ctrl+b")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, AnswerScreen))
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, AnswerScreen)
+                       and pilot.app.focused is not None and pilot.app.focused.id == "answer-path")
+        await _steady(pilot)
 
     assert snap_compare(ProctorApp(warm_up=False), terminal_size=(60, 20), run_before=run_before)
 

@@ -478,6 +478,9 @@ def snapshot_after(*keys: str):
         for key in keys:
             await pilot.press(key)
             await settle(pilot)
+        for field in pilot.app.screen.query("Input"):
+            field.cursor_blink = False  # a blinking cursor would make the picture depend on when it is taken
+        await pilot.pause()
 
     return run_before
 

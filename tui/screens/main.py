@@ -8,12 +8,13 @@ and the footer both read this order.
 
 from __future__ import annotations
 
-from textual.binding import ActiveBinding
+from textual.binding import ActiveBinding, Binding
 from textual.screen import Screen
 
 
-def _ours(node: object) -> bool:
-    return type(node).__module__.split(".")[0] == "tui"
+def _ours(binding: Binding) -> bool:
+    # Every binding Proctor declares has an id (a house rule); Textual's own widgets give theirs none.
+    return binding.id is not None
 
 
 class MainScreen(Screen[None]):
@@ -22,6 +23,6 @@ class MainScreen(Screen[None]):
     @property
     def active_bindings(self) -> dict[str, ActiveBinding]:
         bindings = super().active_bindings
-        ordered = {key: active for key, active in bindings.items() if _ours(active.node)}
+        ordered = {key: active for key, active in bindings.items() if _ours(active.binding)}
         ordered.update((key, active) for key, active in bindings.items() if key not in ordered)
         return ordered
