@@ -39,6 +39,7 @@ from core.csvio import (
     write_lines_atomic,
 )
 from core.errors import WriteError
+from core.safety import scrubber, secrets_in_force
 
 ANSWER_COLUMNS = ["llm_answer", "model", "latency_s", "prompt_tokens", "completion_tokens", "error"]
 ROW_COLUMNS = ("human_sample",)  # columns after the answers that belong to the row, not to its answer
@@ -262,7 +263,7 @@ class AnswersFile:
         self.answers: list[list[str]] = [[""] * len(ANSWER_COLUMNS) for _ in inputs]
         blank = csv_line(self.answers[0] if inputs else [])[:-2]
         self.lines = [f"{p}{blank}{x}\r\n" for p, x in zip(self.prefix, self.suffix, strict=True)]
-        self.secrets = [s for s in secrets if s]
+        self.scrub = scrubber(secrets_in_force(secrets))  # server words in the error column: no key in force
         self.dirty = False
         self.saved = False  # written at least once: the earlier file is gone
         self.holding = False  # no background save yet: the earlier file stays until the first answer (--fresh)
@@ -280,11 +281,6 @@ class AnswersFile:
             self.suffix[row] = "," + csv_line(extras)[:-2]
         self.lines[row] = f"{self.prefix[row]}{csv_line(values)[:-2]}{self.suffix[row]}\r\n"
         self.dirty = True
-
-    def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "****")
-        return text
 
     def record(self, row: int, values: list[str]) -> None:
         """Keep one answer: in memory, then in the journal at once (it is what survives a kill -9)."""

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import ConfigError, InputError, ProctorError
 from core.judges import JudgeSetup, prefer_json_object, resolve_judge, same_model
 from core.prices import load_prices
+from core.safety import mask_url, scrubber, secrets_in_force
 from core.scorers import (
     code_scorers,
     contains_reference_score,
@@ -168,18 +169,6 @@ def _p95(values: list[float]) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
-
-
-def _scrubber(secrets: list[str]) -> Callable[[object], str]:
-    secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def scrub(value: object) -> str:
-        text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
-        for secret in secrets:
-            text = text.replace(secret, "****")
-        return text
-
-    return scrub
 
 
 @contextlib.contextmanager
@@ -475,10 +464,9 @@ def evaluate_file(
         raise EvaluationCancelled("the evaluation was cancelled while the model was answering "
                                   f"(answers so far are in {table.answers_file})")
 
-    secrets = list(settings.secrets())
-    if judge_setup is not None:
-        secrets.extend(v for k, v in judge_setup.env.items() if "KEY" in k)
-    scrub = _scrubber(secrets)
+    judge_keys = [v for k, v in judge_setup.env.items() if "KEY" in k] if judge_setup is not None else []
+    secrets = secrets_in_force([*settings.secrets(), *judge_keys])
+    scrub = scrubber(secrets)
     rows = _rows(frame, table)
     if rows and all(r.answer_error for r in rows):
         raise NoAnswers(_no_answers_message(rows, table, scrub))
@@ -689,7 +677,7 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
 
     from core import __version__
     from core.config import split_model_uri
-    from core.tracking import active_experiment, captured_output, follow_tracking_uri
+    from core.tracking import active_experiment, captured_output, follow_tracking_uri, scrubbed_assessments
 
     sendable = [r for r in rows if not r.answer_error]
     judged_names = [n for n in names if needs_judge(n)]
@@ -709,7 +697,7 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
         try:
             exp = scope.enter_context(active_experiment(experiment_name))
         except Exception as error:  # noqa: BLE001 - a bad store / URI is a settings problem
-            raise ConfigError(f"MLflow could not open experiment {experiment_name!r} at {tracking}: "
+            raise ConfigError(f"MLflow could not open experiment {experiment_name!r} at {mask_url(tracking)}: "
                               f"{scrub(str(error).splitlines()[0] if str(error) else type(error).__name__)}"
                               ) from None
         timings["mlflow_setup_s"] = time.perf_counter() - t0
@@ -769,7 +757,7 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                 kept = _KeptVerdicts()
                 result = None
                 try:
-                    with _environ(mlflow_env), _progress_hook(on_row), kept.hooked():
+                    with _environ(mlflow_env), _progress_hook(on_row), kept.hooked(), scrubbed_assessments(scrub):
                         result = mlflow.genai.evaluate(data=data, scorers=scorer_objs)
                 except (MlflowException, OSError) as error:
                     if not kept.active:

@@ -34,6 +34,7 @@ from pathlib import Path
 from core.children import free_port, port_free, spawn_owned, stop_group, stop_group_detached
 from core.children import group_alive as group_alive  # re-exported: callers check a stopped server's group
 from core.errors import InputError, ProctorError
+from core.safety import mask_url
 
 DEFAULT_PORT = 5000
 # Ready in about 11 s on a quiet 2-core machine, but seen taking over 120 s with other jobs running: giving up
@@ -160,7 +161,7 @@ def plan_server(port: int | None = None, host: str = "127.0.0.1") -> MlflowServe
 
     uri = configure_mlflow()
     if is_remote(uri):
-        raise InputError(f"MLFLOW_TRACKING_URI is already an MLflow server: open {uri}")
+        raise InputError(f"MLFLOW_TRACKING_URI is already an MLflow server: open {mask_url(uri)}")
     if host not in LOOPBACK:
         raise InputError(f"the MLflow UI binds to 127.0.0.1 only (it has no login), not {host!r}")
     if port is None:

@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
+from core.safety import mask_url, one_line
 from core.sqlite_runs import RawRun, SqliteRuns, StoreUnreadable, local_artifact, open_store
 from core.stats import (
     PairedMeans,
@@ -219,7 +220,7 @@ def _client():
 def _where() -> str:
     from core.tracking import tracking_uri
 
-    return tracking_uri()
+    return mask_url(tracking_uri())
 
 
 def _run_info(run: Any, experiment: str) -> RunInfo:
@@ -236,6 +237,9 @@ def _raw_info(run: RawRun, experiment: str) -> RunInfo:
 def _make_info(run_id: str, run_name: str | None, start_time: int | None, status: str, params: dict[str, str],
                tags: dict[str, str], raw_metrics: dict[str, float], experiment: str) -> RunInfo:
     metrics = {k: float(v) for k, v in raw_metrics.items()}
+    # Runs logged before URLs were masked may hold credentials in a param (base_url): never show them.
+    params = {k: mask_url(v) if "://" in v else v for k, v in params.items()}
+    tags = {k: mask_url(v) if "://" in v else v for k, v in tags.items()}
     rows: int | None = None
     raw_rows = metrics.get("rows", params.get("dataset_rows"))
     try:
@@ -888,6 +892,7 @@ def paired_lines(comparison: Comparison) -> list[str]:
 def text_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
     """An aligned plain-text table; columns whose index is in `right` are right-aligned (numbers)."""
     right = right or set()
+    rows = [[one_line(c) for c in row] for row in rows]  # cells come from the store: one printable line each
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):

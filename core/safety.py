@@ -20,9 +20,11 @@ Stdlib only: core and tui both use it, and it must stay cheap to import.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import re
 from collections.abc import Callable, Iterable
+from typing import TextIO
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 MASK = "****"
@@ -59,6 +61,63 @@ def printable(text: object) -> str:
         return value
     value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\x1b", ESCAPE_SHOWN)
     return _CONTROL.sub("", value)
+
+
+def _terminal_safe(text: str) -> str:
+    # `printable`, but CR kept: the CLI's own progress lines redraw with it (untrusted text got `printable` already).
+    if text.isprintable():
+        return text
+    return _CONTROL.sub("", text.replace("\x1b", ESCAPE_SHOWN))
+
+
+class PrintableStream:
+    """Pieces of one streamed text made printable as they come, a CRLF split across two pieces kept as one newline."""
+
+    def __init__(self) -> None:
+        self._after_cr = False
+
+    def feed(self, piece: str) -> str:
+        if self._after_cr and piece.startswith("\n"):
+            piece = piece[1:]
+        self._after_cr = piece.endswith("\r")
+        return printable(piece)
+
+
+class SafeWriter(io.TextIOBase):
+    """A text stream over `stream` that lets no terminal control and no secret in force through.
+
+    The CLI writes everything through one of these (stdout and stderr): whatever a command prints, a model's or a
+    server's words cannot drive the terminal, and a key echoed by a server is `****`. CR passes, for progress lines.
+    """
+
+    def __init__(self, stream: TextIO, secrets: Iterable[str | None] | None = None) -> None:
+        super().__init__()
+        self.inner = stream
+        self._scrub = scrubber(secrets)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.inner.write(_terminal_safe(self._scrub(text)))
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.inner, "encoding", "utf-8")
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self.inner, "errors", None)
 
 
 def one_line(text: object) -> str:

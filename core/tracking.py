@@ -8,6 +8,7 @@
   those variables themselves.
 - `captured_output(log)`: MLflow prints a banner to stdout and INFO logs to stderr; inside this context both go
   to a log file instead of the terminal or the app's screen.
+- `scrubbed_assessments(scrub)`: judge rationales and errors scrubbed of keys before MLflow stores them.
 - `MLFLOW_LOCK`: `mlflow.genai.evaluate` is not thread-safe; hold this lock around it (and around anything that
   switches the active experiment or run).
 """
@@ -20,9 +21,11 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
+
+from core.safety import scrubber, secrets_in_force
 
 OFFLINE_DEFAULTS: dict[str, str] = {
     # Telemetry would try to reach the network from a background thread.
@@ -79,20 +82,18 @@ def _mlflow_loggers() -> list[logging.Logger]:
 
 
 class _ScrubbingWriter(io.TextIOBase):
-    """A text stream that writes to `handle` with every secret replaced by `****`."""
+    """A text stream that writes to `handle` with every secret replaced by `****` (core.safety.scrub)."""
 
     def __init__(self, handle: TextIO, secrets: list[str]) -> None:
         super().__init__()
         self._handle = handle
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._scrub = scrubber(secrets)
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        for secret in self._secrets:
-            text = text.replace(secret, "****")
-        self._handle.write(text)
+        self._handle.write(self._scrub(text))
         return len(text)
 
     def flush(self) -> None:
@@ -135,14 +136,14 @@ def _open_log(target: Path) -> TextIO:
 def captured_output(path: str | os.PathLike[str] | None = None, secrets: list[str] | None = None) -> Iterator[TextIO]:
     """Send stdout, stderr and MLflow's log records to `path` (default `log_path()`) for the duration.
 
-    `secrets` (e.g. `Settings.secrets()`) are replaced by `****` in what is written.
+    `secrets` (default: `core.safety.secrets_in_force()`) are replaced by `****` in what is written.
 
     MLflow's own log stream writes to whatever `sys.stderr` is at the time of the call, so redirecting stderr
     catches it; handlers that hold a stream of their own are swapped for one that writes to the file. This
     swaps process-wide streams: the app's screen is safe because Textual draws on `sys.__stderr__`.
     """
     with _open_log(Path(path) if path else log_path()) as raw:
-        handle: TextIO = _ScrubbingWriter(raw, secrets) if secrets else raw  # type: ignore[assignment]
+        handle: TextIO = _ScrubbingWriter(raw, secrets_in_force() if secrets is None else secrets)  # type: ignore[assignment]
         swapped: list[tuple[logging.StreamHandler, TextIO]] = []
         for logger in _mlflow_loggers():
             for handler in logger.handlers:
@@ -207,3 +208,47 @@ def follow_tracking_uri() -> str:
         mlflow.tracing.reset()
     _traced_uri = uri
     return uri
+
+
+def _scrub_assessment(assessment: Any, scrub: Callable[[object], str]) -> None:
+    if getattr(assessment, "rationale", None):
+        assessment.rationale = scrub(assessment.rationale)
+    error = getattr(assessment, "error", None)
+    if error is None:  # an Expectation, or a feedback without error
+        feedback = getattr(assessment, "feedback", None)
+        error = getattr(feedback, "error", None)
+    if error is not None:
+        for name in ("error_message", "stack_trace"):
+            if getattr(error, name, None):
+                setattr(error, name, scrub(getattr(error, name)))
+
+
+@contextlib.contextmanager
+def scrubbed_assessments(scrub: Callable[[object], str]) -> Iterator[None]:
+    """While active, every assessment `mlflow.genai.evaluate` logs has its rationale and error scrubbed.
+
+    A judge's error (and its stack trace) is the judge server's words: one that repeats the request's headers would
+    store the key in every failed row's assessment. MLflow builds and logs those assessments itself, in
+    `harness._log_assessments`; this wraps that one function for the duration (hold MLFLOW_LOCK around it).
+    """
+    try:
+        from mlflow.genai.evaluation import harness
+    except ImportError:  # pragma: no cover - a later MLflow may log assessments elsewhere
+        yield
+        return
+    original = getattr(harness, "_log_assessments", None)
+    if original is None:  # pragma: no cover - see above
+        yield
+        return
+
+    def log_scrubbed(*args: Any, **kwargs: Any) -> Any:
+        assessments = kwargs.get("assessments", args[2] if len(args) > 2 else ())
+        for assessment in assessments or ():
+            _scrub_assessment(assessment, scrub)
+        return original(*args, **kwargs)
+
+    harness._log_assessments = log_scrubbed
+    try:
+        yield
+    finally:
+        harness._log_assessments = original

@@ -45,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fail(message: str, code: int = 2) -> int:
-    """Print a one-line error to stderr; return the exit status."""
-    print(f"proctor: error: {message}", file=sys.stderr)
+    """Print a one-line error to stderr (server words in it scrubbed and made printable); return the exit status."""
+    from core.safety import one_line, scrub
+
+    print(f"proctor: error: {one_line(scrub(message))}", file=sys.stderr)
     return code
 
 
@@ -84,6 +86,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # and child servers are stopped by atexit.
         for name in ("SIGTERM", "SIGHUP"):
             signal.signal(getattr(signal, name), _stop_like_ctrl_c)
+    saved = sys.stdout, sys.stderr
+    if args.command is not None:
+        # Everything a command prints passes core.safety: no terminal control, no key in force. `ask --raw` keeps
+        # stdout as it is, for pipes that want the bytes as received.
+        from core.safety import SafeWriter, secrets_in_force
+
+        secrets = secrets_in_force()
+        if not getattr(args, "raw", False):
+            sys.stdout = SafeWriter(sys.stdout, secrets)  # type: ignore[assignment]
+        sys.stderr = SafeWriter(sys.stderr, secrets)  # type: ignore[assignment]
     try:
         if args.command is None:
             from core.config import load_settings, resolve_model
@@ -109,6 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail("interrupted (what was finished is saved)", 130)
     except BrokenPipeError:
         return 0
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        sys.stdout, sys.stderr = saved
 
 
 def entry() -> None:  # pragma: no cover - the console script

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.safety import mask_url, one_line, printable, scrub, scrubber, secrets_in_force, shown
+from core.safety import (
+    PrintableStream,
+    SafeWriter,
+    mask_url,
+    one_line,
+    printable,
+    scrub,
+    scrubber,
+    secrets_in_force,
+    shown,
+)
 
 OSC_TITLE = "\x1b]0;pwned title\x07"
 OSC_CLIPBOARD = "\x1b]52;c;ZWNobyBwd25lZA==\x07"
@@ -125,3 +137,18 @@ def test_mask_url(url, expected):
 
 def test_mask_url_of_none():
     assert mask_url(None) == ""
+
+
+def test_printable_stream_keeps_a_crlf_split_across_pieces_as_one_newline():
+    stream = PrintableStream()
+    pieces = [stream.feed(p) for p in ["line one\r", "\nline two", "\x1b]0;t", "itle\x07 end"]]
+    assert "".join(pieces) == "line one\nline two␛]0;title end"
+
+
+def test_safe_writer_lets_no_control_and_no_key_through():
+    sink = io.StringIO()
+    writer = SafeWriter(sink, [KEY])
+    print(f"key {KEY} {OSC_TITLE}{CLEAR}{C1_CSI}", file=writer)
+    writer.write("\rprogress 50%")  # the CLI's own progress lines redraw with CR
+    assert sink.getvalue() == "key **** ␛]0;pwned title␛[2J2J\n\rprogress 50%"
+    assert writer.isatty() is False

@@ -21,6 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--system", "-s", help="system prompt (default: PROCTOR_SYSTEM_PROMPT, else none)")
     parser.add_argument("--temperature", "-t", type=float,
                         help="sampling temperature (default: PROCTOR_TEMPERATURE, else 0)")
+    parser.add_argument("--raw", action="store_true",
+                        help="print the answer's bytes as received, control characters included (for pipes); "
+                             "by default escape sequences are shown as ␛ and other control characters removed")
     parser.set_defaults(func=run)
 
 
@@ -39,8 +42,12 @@ def run(args: argparse.Namespace) -> int:
         from core.local_model import DEMO_WARNING
 
         print(DEMO_WARNING, file=sys.stderr)
+    from core.safety import PrintableStream
+
+    # The model's words may hold escape sequences: shown harmless (␛) unless --raw asks for them as they are.
+    clean = (lambda piece: piece) if args.raw else PrintableStream().feed
     for piece in stream:
-        sys.stdout.write(piece)
+        sys.stdout.write(clean(piece))
         sys.stdout.flush()
     if not stream.text:
         raise LLMError(f"{stream.spec.uri} gave an empty answer (finish reason: {stream.finish_reason or 'none'})")

@@ -216,19 +216,21 @@ def summary_rows(summary) -> list[tuple[str, str]]:  # noqa: ANN001 - core.evalu
 
 def print_summary(summary) -> None:  # noqa: ANN001 - core.evaluation.EvaluationSummary
     """The summary table, then where the run is."""
+    from core.safety import mask_url, one_line
+
     lines = summary_rows(summary)
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         print(f"{key.ljust(width)}  {value}")
     errors = summary.results[summary.results["judge_error"] != ""] if len(summary.results) else summary.results
     for _, row in errors.head(5).iterrows():
-        print(f"  row {row['row']}: judge error: {row['judge_error']}")
+        print(f"  row {row['row']}: judge error: {one_line(row['judge_error'])}")
     if len(errors) > 5:
         print(f"  ... {len(errors) - 5} more (see the results CSV)")
     if summary.output:
         print(f"results: {summary.output}")
     if summary.answers_file and summary.answers_file != summary.output:
         print(f"answers: {summary.answers_file}")
-    print(f"experiment: {summary.experiment}  ({summary.tracking_uri})")
+    print(f"experiment: {summary.experiment}  ({mask_url(summary.tracking_uri)})")
     print(f"run: {summary.run_name}")
     print(f"run id: {summary.run_id}")

@@ -22,14 +22,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.mlflow_server import is_remote, plan_server
+    from core.safety import mask_url
     from core.tracking import configure_mlflow
 
     uri = configure_mlflow()
+    shown_uri = mask_url(uri)  # credentials in MLFLOW_TRACKING_URI are never printed
     if is_remote(uri):
-        print(f"MLflow UI is the tracking server at {uri}")
+        print(f"MLflow UI is the tracking server at {shown_uri}")
         return 0
     server = plan_server(args.port)
-    print(f"Starting the MLflow UI on {server.url} over {uri}… (log: {server.log_path})", flush=True)
+    print(f"Starting the MLflow UI on {server.url} over {shown_uri}… (log: {server.log_path})", flush=True)
     server.start()
     try:
         url = server.wait_until_ready()

@@ -18,16 +18,21 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Markdown, Static
 
+from core.safety import PrintableStream, printable, scrub
+from tui import untrusted
 from tui.widgets.model_picker import ModelPickerScreen
 
 
 class ChatMessage(Markdown):
-    """One turn of the conversation, styled by role; an answer also knows the model that gave it."""
+    """One turn of the conversation, styled by role; an answer also knows the model that gave it.
+
+    The text is shown printable (core.safety): a model's escape sequences show as `␛`, they never drive the terminal.
+    """
 
     def __init__(self, role: str, text: str = "", model: str | None = None) -> None:
-        super().__init__(text, classes=f"chat-message {role}")
+        super().__init__(printable(text), classes=f"chat-message {role}")
         self.role = role
-        self.text = text
+        self.text = printable(text)  # what is shown, and what Ctrl+Y copies
         self.model = model
 
 
@@ -100,6 +105,7 @@ class ChatPane(Vertical):
         self._md_stream = None
         self.history: list[str] = []  # questions sent, oldest first, for Up/Down recall
         self._recall_at: int | None = None  # index into history while recalling; None: a new question
+        self._printable = PrintableStream()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-model-bar"):
@@ -127,20 +133,20 @@ class ChatPane(Vertical):
         try:
             spec = resolve_model(self.model_uri)
         except ProctorError as error:
-            label.update(f"[b]Model[/] [red]{error}[/]")
+            label.update(untrusted.markup("[b]Model[/] [red]$error[/]", error=str(error)))
             return
         self.model_uri = spec.uri
-        text = f"[b]Model[/] {spec.uri}"
+        text = "[b]Model[/] $uri"
         if spec.provider == "local":
             text += "  [yellow](tiny demo model: answers mean little)[/]"
-        label.update(text)
+        label.update(untrusted.markup(text, uri=spec.uri))
 
     def action_switch_model(self) -> None:
         def chosen(uri: str | None) -> None:
             if uri:
                 self.model_uri = uri
                 self._show_model()
-                self.notify(f"Chatting with {uri}")
+                untrusted.notify(self, f"Chatting with {uri}")
             self.focus_default()
 
         self.app.push_screen(ModelPickerScreen(current=self.model_uri), chosen)
@@ -167,6 +173,7 @@ class ChatPane(Vertical):
         self._reply = ChatMessage("assistant", model=self.model_uri)
         await log.mount(self._label, self._reply)
         self._md_stream = Markdown.get_stream(self._reply)
+        self._printable = PrintableStream()  # the model's words may hold escape sequences
         log.anchor()
         self._set_status("answering…  (Esc cancels)")
         self.stream_answer(list(self.conversation), self.model_uri)
@@ -185,14 +192,15 @@ class ChatPane(Vertical):
             self.post_message(self.AnswerFinished(stream.text, stream.latency_s, stream.completion_tokens,
                                                   stream.cancelled))
         except ProctorError as error:
-            self.post_message(self.AnswerFailed(str(error)))
+            self.post_message(self.AnswerFailed(scrub(error)))
         except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
-            self.post_message(self.AnswerFailed(f"{type(error).__name__}: {error}"))
+            self.post_message(self.AnswerFailed(scrub(f"{type(error).__name__}: {error}")))
 
     async def on_chat_pane_answer_chunk_received(self, message: AnswerChunkReceived) -> None:
         if self._reply is not None and self._md_stream is not None:
-            self._reply.text += message.text
-            await self._md_stream.write(message.text)
+            piece = self._printable.feed(message.text)
+            self._reply.text += piece
+            await self._md_stream.write(piece)
 
     async def _end_answer(self) -> None:
         if self._md_stream is not None:
@@ -221,17 +229,17 @@ class ChatPane(Vertical):
         await self._end_answer()
         if self._reply is not None:
             self._reply.add_class("failed")
-            await self._reply.update(f"**Error:** {message.error}")
+            await self._reply.update(f"**Error:** {printable(message.error)}")
         if self._label is not None:
             self._label.mark("failed")
         # The question stays in the log but not in the conversation sent next time.
         if self.conversation and self.conversation[-1]["role"] == "user":
             self.conversation.pop()
         self._set_status("failed")
-        self.notify(message.error, severity="error", timeout=8)
+        untrusted.notify(self, message.error, severity="error", timeout=8)
 
     def _set_status(self, text: str) -> None:
-        self.query_one("#chat-status", Static).update(text)
+        self.query_one("#chat-status", Static).update(untrusted.line(text))
 
     # -- keys
     def action_cancel(self) -> None:

@@ -24,6 +24,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
+from core.safety import one_line, printable, shown
+from tui import untrusted
 from tui.widgets.check_list import CheckList, TextCheckbox
 from tui.widgets.path_input import PathInput
 
@@ -135,7 +137,7 @@ class EvaluatePane(Vertical):
         try:
             judge = default_judge(load_settings())
         except ProctorError as error:
-            note.update(Text(f"judge settings: {error}"))
+            note.update(Text(f"judge settings: {shown(error)}"))
             return
         field = self.query_one("#eval-judge", Input)
         if judge:
@@ -214,7 +216,7 @@ class EvaluatePane(Vertical):
         bar.update(total=None, progress=0)
         bar.display = True
         self._show_live(True)
-        self._status(Text(f"Evaluating {path}", style="bold"))
+        self._status(Text(f"Evaluating {one_line(path)}", style="bold"))
         self._show_progress("starting…")
         self.evaluate(path, model, judge, scorers, self._cancel, fresh)
 
@@ -289,7 +291,7 @@ class EvaluatePane(Vertical):
         if p.errors:
             details.append(f"  ·  {p.errors} error(s)", style="red")
         if p.message and not p.total:
-            details.append(p.message)
+            details.append(printable(p.message))
         self.query_one("#eval-progress", Static).update(details)
 
     def _show_progress(self, text: str | Text) -> None:
@@ -314,22 +316,24 @@ class EvaluatePane(Vertical):
         self._set_running(False)
         elapsed = summary.timings.get("total_s", 0.0)
         self._show_progress(Text.assemble(("finished", "bold green"), f" in {elapsed:.1f} s"))
-        self._status(Text.assemble(("Evaluation logged", "bold green"), f": run {summary.run_name}"))
+        self._status(Text.assemble(("Evaluation logged", "bold green"), f": run {one_line(summary.run_name)}"))
         rows = summary_rows(summary)
         width = max(len(k) for k, _ in rows)
+        # Values, warnings and judge errors hold outside words: one printable line each, in Text (never markup).
         text = Text()
         for key, value in rows:
-            text.append(f"{key.ljust(width)}  {value}\n")
+            text.append(f"{key.ljust(width)}  {one_line(value)}\n")
         for warning in summary.warnings:
             text.append("warning: ", style="yellow")
-            text.append(f"{warning}\n")
+            text.append(f"{one_line(warning)}\n")
         errors = summary.results[summary.results["judge_error"] != ""] if len(summary.results) else []
         for _, row in list(errors.iterrows())[:5] if len(errors) else []:
             text.append(f"row {row['row']}: ", style="red")
-            text.append(f"{row['judge_error']}\n")
-        text.append(f"run {summary.run_name}  id {summary.run_id}  (experiment {summary.experiment})")
+            text.append(f"{one_line(row['judge_error'])}\n")
+        text.append(f"run {one_line(summary.run_name)}  id {summary.run_id}  "
+                    f"(experiment {one_line(summary.experiment)})")
         self.query_one("#eval-summary", Static).update(text)
-        self.notify(f"Evaluation logged: run {summary.run_id[:8]}.")
+        untrusted.notify(self, f"Evaluation logged: run {summary.run_id[:8]}.")
         runs = getattr(self.app, "run_logged", None)
         if callable(runs):
             runs(summary.run_id)
@@ -379,14 +383,14 @@ class EvaluatePane(Vertical):
         self.query_one("#eval-bar", ProgressBar).display = False  # an idle bar would pulse forever
         self._set_running(False)
         if message.cancelled:
-            self._show_progress(Text.assemble(("cancelled", "bold yellow"), f": {message.error}"))
+            self._show_progress(Text.assemble(("cancelled", "bold yellow"), f": {shown(message.error)}"))
             self._status(Text("Evaluation cancelled: Esc goes back to the form.", style="yellow"))
             self.notify("Evaluation cancelled.", severity="warning")
         else:
-            self._show_progress(Text.assemble(("failed", "bold red"), f": {message.error}"))
+            self._show_progress(Text.assemble(("failed", "bold red"), f": {shown(message.error)}"))
             self._status(Text("Evaluation failed: Esc goes back to the form.", style="red"))
             if not self.region.area:  # the pane shows the error itself; a toast is for someone on another pane
-                self.notify(message.error, severity="error", timeout=8)
+                untrusted.notify(self, message.error, severity="error", timeout=8)
 
     # -- keys
     def action_cancel(self) -> None:

@@ -28,6 +28,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from core.safety import one_line, printable
+from tui import untrusted
 from tui.widgets.grade_screens import CsvPicker, GradeHelpScreen, NoteScreen, OpenCsvScreen
 
 VERDICT_MARKS = {"correct": ("✓ correct", "green"), "incorrect": ("✗ incorrect", "red"), "": ("— not graded", "dim")}
@@ -212,7 +214,7 @@ class GradePane(Vertical, can_focus=True):
     def on_grade_pane_file_failed(self, message: FileFailed) -> None:
         if self.session is None:
             self.query_one(CsvPicker).show_error(message.error)
-        self.notify(message.error, severity="error", timeout=8)
+        untrusted.notify(self, message.error, severity="error", timeout=8)
 
     def on_csv_picker_picked(self, message: CsvPicker.Picked) -> None:
         self.open_file(message.path)
@@ -388,7 +390,7 @@ class GradePane(Vertical, can_focus=True):
         self.saving = False
 
     def on_grade_pane_change_failed(self, message: ChangeFailed) -> None:
-        self.notify(f"Not saved: {message.error}", severity="error", timeout=8)
+        untrusted.notify(self, f"Not saved: {message.error}", severity="error", timeout=8)
         self._queued.clear()
         self._render_row()
         self._render_status()
@@ -452,7 +454,7 @@ class GradePane(Vertical, can_focus=True):
     def on_grade_pane_file_reloaded(self, message: FileReloaded) -> None:
         self.saving = False
         if message.error:
-            self.notify(f"Reload failed: {message.error}", severity="error", timeout=8)
+            untrusted.notify(self, f"Reload failed: {message.error}", severity="error", timeout=8)
             return
         self.blocked = None
         self.changed_on_disk = False
@@ -503,9 +505,9 @@ class GradePane(Vertical, can_focus=True):
         if message.holder is not None:
             self.lock_free = False
             self.locked = message.holder
-            self.notify(f"Not taken over: still held by {message.holder}.", severity="warning", timeout=8)
+            untrusted.notify(self, f"Not taken over: still held by {message.holder}.", severity="warning", timeout=8)
         elif message.error is not None:
-            self.notify(f"Not taken over: {message.error}", severity="error", timeout=8)
+            untrusted.notify(self, f"Not taken over: {message.error}", severity="error", timeout=8)
         else:
             self.locked = None
             self.lock_free = False
@@ -603,11 +605,12 @@ class GradePane(Vertical, can_focus=True):
         if s.has_judge and not self.blind:
             judge_label, judge_style = VERDICT_MARKS[s.judge(row)]
             cells.append(Text(judge_label, style=judge_style))
+        # CSV cells are untrusted: one printable line each, in Text so that the table never reads them as markup.
         # Clipped so that question, reference and the start of the answer fit on one 80-column screen.
         for text, width in ((s.question(row), 40), (s.reference(row), 24), (s.answer(row), 60)):
-            flat = " ".join(text.split())
-            cells.append(Text(flat if len(flat) <= width else flat[:width - 1] + "…"))
-        cells.append(Text(s.note(row)[:30]))
+            flat = one_line(text)
+            cells.append(untrusted.cell(flat if len(flat) <= width else flat[:width - 1] + "…"))
+        cells.append(untrusted.cell(s.note(row), limit=30))
         return cells
 
     def _build_table(self) -> None:
@@ -629,7 +632,7 @@ class GradePane(Vertical, can_focus=True):
         table = self.query_one(DataTable)
         label, style = VERDICT_MARKS[self.session.verdict(row)]
         table.update_cell(str(row), "verdict", Text(label, style=style))
-        table.update_cell(str(row), "note", Text(self.session.note(row)[:30]))
+        table.update_cell(str(row), "note", untrusted.cell(self.session.note(row), limit=30))
 
     @on(DataTable.RowHighlighted, "#grade-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -654,7 +657,7 @@ class GradePane(Vertical, can_focus=True):
 
     def _file_label(self) -> str:
         # Blind grading must not learn the model from the file name (`bench.answers.gpt-4.1-mini.csv`).
-        return "this file" if self.blind else self.session.path.name
+        return "this file" if self.blind else one_line(self.session.path.name)
 
     def _render_position(self) -> None:
         """The header line: the file, and the row on screen (it must always name the row shown)."""
@@ -662,7 +665,7 @@ class GradePane(Vertical, can_focus=True):
         if s is None:
             return
         position = Text()
-        position.append("blind grading" if self.blind else s.path.name, style="bold")
+        position.append("blind grading" if self.blind else one_line(s.path.name), style="bold")
         if self.current is not None:
             position.append(f"  row {self.current + 1} of {s.rows}")
             if s.sample_order is not None and self.current in s.sample_order:
@@ -702,8 +705,8 @@ class GradePane(Vertical, can_focus=True):
                 text = (f"READ-ONLY: the other writer has let go of {self._file_label()}. Press w to take over "
                         "(the file is read again).")
             else:
-                text = (f"READ-ONLY: {self._file_label()} is being written by {self.locked}. Nothing is saved here; "
-                        "w takes over once it is done.")
+                text = (f"READ-ONLY: {self._file_label()} is being written by {one_line(self.locked)}. "
+                        "Nothing is saved here; w takes over once it is done.")
             banner.update(Text(text, style="bold"))
             banner.display = True
         elif self.blocked is not None or self.changed_on_disk:
@@ -728,10 +731,11 @@ class GradePane(Vertical, can_focus=True):
             for widget in (reference, answer, verdict):
                 widget.update("")
             return
-        question.update(Text.assemble(("Question  ", "bold"), s.question(row)))
-        reference.update(Text.assemble(("Reference ", "bold"), s.reference(row) or "—"))
-        text = s.answer(row)
-        error = s.cell(row, "error")
+        # Every cell shown is untrusted (the model's answer above all): printable, in Text (never markup).
+        question.update(Text.assemble(("Question  ", "bold"), printable(s.question(row))))
+        reference.update(Text.assemble(("Reference ", "bold"), printable(s.reference(row)) or "—"))
+        text = printable(s.answer(row))
+        error = one_line(s.cell(row, "error"))
         answer.update(Text(text) if text.strip() else Text(f"(no answer) {error}".strip(), style="italic red"))
         self.query_one("#grade-answer-box", VerticalScroll).scroll_home(animate=False)
         label, style = VERDICT_MARKS[s.verdict(row)]
@@ -739,7 +743,7 @@ class GradePane(Vertical, can_focus=True):
         note = s.note(row)
         if note:
             line.append("  · note: ", style="bold")
-            line.append(note)
+            line.append(one_line(note))
         if not self.blind:
             meta = [(label, s.cell(row, name)) for name, label in (("model", "model"), ("run_id", "run"))
                     if s.cell(row, name)]
@@ -749,5 +753,5 @@ class GradePane(Vertical, can_focus=True):
                 line.append(judge_label.split(" ", 1)[-1] if s.judge(row) else "—", style=judge_style)
             for name, value in meta:
                 line.append(f"  · {name} ", style="bold")
-                line.append(value)
+                line.append(one_line(value))
         verdict.update(line)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -27,6 +26,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
+from core.safety import mask_url, one_line, shown
+from tui import untrusted
 from tui.screens.compare import CompareScreen
 from tui.screens.confirm_delete import ConfirmDeleteScreen
 from tui.screens.run_detail import RunDetailScreen
@@ -314,7 +315,8 @@ class RunsPane(Vertical):
         self.loaded = True
         known = {r.run_id for r in self.runs}
         self.marked = [m for m in self.marked if m in known]
-        self.query_one("#runs-title", Static).update(f"[b]Runs[/] · {escape(short(message.experiment, 24))}")
+        self.query_one("#runs-title", Static).update(
+            untrusted.markup("[b]Runs[/] · $name", name=one_line(short(message.experiment, 24))))
         self._fill_table()
         self._set_status(self._count_text())
         if self._pending_open:
@@ -324,11 +326,11 @@ class RunsPane(Vertical):
     def on_runs_pane_runs_failed(self, message: RunsFailed) -> None:
         self.loaded = True
         empty = self.query_one("#runs-empty", Static)
-        empty.update(f"[red]Runs could not be loaded:[/] {escape(message.error)}")
+        empty.update(untrusted.markup("[red]Runs could not be loaded:[/] $error", error=shown(message.error)))
         empty.display = True
         self.query_one("#runs-table", DataTable).display = False
         self._set_status("failed")
-        self.notify(message.error, severity="error", timeout=8, markup=False)
+        untrusted.notify(self, message.error, severity="error", timeout=8)
 
     # -- table
     def visible_runs(self) -> list[RunInfo]:
@@ -360,7 +362,7 @@ class RunsPane(Vertical):
             "mark": Text("●", style="bold yellow") if run.run_id in self.marked else "",
             "date": short_date(run.start_time),
             "run": run.short_id,
-            "name": Text(short(run.name)),
+            "name": untrusted.cell(short(run.name)),  # from the store: one printable line, never markup
             "rows": "" if run.rows is None else str(run.rows),
             "accuracy": share_cell(run, "accuracy"),
             "correctness/mean": format_metric(run.metrics.get("correctness/mean")),
@@ -368,8 +370,8 @@ class RunsPane(Vertical):
             "exact_match/mean": format_metric(run.metrics.get("exact_match/mean")),
             "latency_mean_s": format_metric(run.metrics.get("latency_mean_s")),
             "cost_usd": format_metric(run.cost_usd, "cost_usd"),
-            "judge": Text(short_judge(run.judge)),
-            "status": Text(status, style="bold red" if status in ("failed", "killed") else ""),
+            "judge": untrusted.cell(short_judge(run.judge)),
+            "status": untrusted.cell(status, style="bold red" if status in ("failed", "killed") else ""),
         }
 
     def _column_widths(self, rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -644,22 +646,22 @@ class RunsPane(Vertical):
         from core.tracking import tracking_uri
 
         if self._ui_url and self._server is not None and self._server.running:
-            self.notify(f"MLflow UI at {self._ui_url}")
+            untrusted.notify(self, f"MLflow UI at {self._ui_url}")
             return
         if self._server is not None and self._server.running:
             self.notify("The MLflow UI is starting…")
             return
         uri = tracking_uri()
         if is_remote(uri):
-            self._ui_url = uri
-            self._set_status(f"MLflow UI: {uri}")
-            self.notify(f"MLflow UI is the tracking server at {uri}")
+            self._ui_url = mask_url(uri)  # credentials in MLFLOW_TRACKING_URI are never shown
+            self._set_status(f"MLflow UI: {self._ui_url}")
+            untrusted.notify(self, f"MLflow UI is the tracking server at {self._ui_url}")
             return
         try:
             # Launching is quick (the wait for /health is the worker's): a busy port is reported at once.
             self._server = plan_server().start()
         except ProctorError as error:
-            self.notify(str(error), severity="error", timeout=8)
+            untrusted.notify(self, error, severity="error", timeout=8)
             return
         self._server_cancel.clear()
         self._set_status(f"MLflow UI starting on {self._server.url}…")
@@ -678,15 +680,15 @@ class RunsPane(Vertical):
     def on_runs_pane_mlflow_ui_ready(self, message: MlflowUiReady) -> None:
         self._ui_url = message.url
         self._set_status(f"MLflow UI: {message.url}")
-        self.notify(f"MLflow UI ready at {message.url}", timeout=10)
+        untrusted.notify(self, f"MLflow UI ready at {message.url}", timeout=10)
 
     def on_runs_pane_mlflow_ui_failed(self, message: MlflowUiFailed) -> None:
         self._server = None
         self._set_status("MLflow UI failed")
-        self.notify(message.error, severity="error", timeout=10)
+        untrusted.notify(self, message.error, severity="error", timeout=10)
 
     def _set_status(self, text: str) -> None:
         parts = [text]
         if self._ui_url and "MLflow UI" not in text:
             parts.append(f"MLflow UI: {self._ui_url}")
-        self.query_one("#runs-status", Static).update(escape(" · ".join(p for p in parts if p)))
+        self.query_one("#runs-status", Static).update(untrusted.line(" · ".join(p for p in parts if p)))

@@ -11,16 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from core.safety import one_line, shown
+from tui import untrusted
 from tui.widgets.fitting_footer import FittingFooter
 
 if TYPE_CHECKING:
@@ -48,7 +50,8 @@ class CompareScreen(Screen[None]):
         self.comparison: Comparison | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(f"[b]Comparing[/] {escape(self.run_a[:8])} and {escape(self.run_b[:8])}  loading…",
+        yield Static(untrusted.markup("[b]Comparing[/] $a and $b  loading…", a=one_line(self.run_a[:8]),
+                                      b=one_line(self.run_b[:8])),
                      id="compare-summary")
         with VerticalScroll(id="compare-body"):
             yield DataTable(id="compare-metrics", cursor_type="row", show_cursor=False)
@@ -77,40 +80,42 @@ class CompareScreen(Screen[None]):
 
     def on_compare_screen_loaded(self, message: Loaded) -> None:
         from core.runs import format_delta, format_metric, format_share, paired_lines
-        from core.safety import printable
         from core.stats import format_p
 
         comparison: Comparison = message.comparison
         self.comparison = comparison
         a, b = comparison.a, comparison.b
-        lines = [f"[b]A[/] {escape(a.name)} {a.short_id} · {escape(a.model)} · judge {escape(a.judge or 'none')}",
-                 f"[b]B[/] {escape(b.name)} {b.short_id} · {escape(b.model)} · judge {escape(b.judge or 'none')}"]
-        lines += [f"[yellow]⚠ {escape(w)}[/]" for w in comparison.warnings]
-        self.query_one("#compare-summary", Static).update("\n".join(lines))
+        # Names, answers, references and rationales come from the store: plain printable values, never markup.
+        lines = [untrusted.markup(f"[b]{side}[/] $name $id · $model · judge $judge", name=one_line(r.name),
+                                  id=r.short_id, model=one_line(r.model), judge=one_line(r.judge or "none"))
+                 for side, r in (("A", a), ("B", b))]
+        lines += [untrusted.markup("[yellow]⚠ $w[/]", w=one_line(w)) for w in comparison.warnings]
+        self.query_one("#compare-summary", Static).update(Content("\n").join(lines))
         table = self.query_one("#compare-metrics", DataTable)
         for m in comparison.metrics:
             better = {"a": Text("A", style="bold green"), "b": Text("B", style="bold green")}.get(m.better, "")
             a_text = format_share(m.a, m.a_ci) if m.a_ci else format_metric(m.a, m.name)
             b_text = format_share(m.b, m.b_ci) if m.b_ci else format_metric(m.b, m.name)
             p_text = format_p(m.p_value).removeprefix("p ").removeprefix("= ") if m.p_value is not None else ""
-            table.add_row(Text(m.name), Text(a_text, justify="right"), Text(b_text, justify="right"),
+            table.add_row(untrusted.cell(m.name), Text(a_text, justify="right"), Text(b_text, justify="right"),
                           Text(format_delta(m.delta, m.name), justify="right"), Text(p_text, justify="right"),
                           better)
-        parts = [f"{comparison.matched_rows} questions matched · verdicts from {escape(comparison.basis or '-')}"]
-        parts += [escape(printable(line)) for line in paired_lines(comparison)]
+        parts = [untrusted.markup("$n questions matched · verdicts from $basis", n=comparison.matched_rows,
+                                  basis=one_line(comparison.basis or "-"))]
+        parts += [untrusted.plain(line) for line in paired_lines(comparison)]
         for title, diffs in ((f"A right, B wrong ({len(comparison.a_right_b_wrong)})", comparison.a_right_b_wrong),
                              (f"B right, A wrong ({len(comparison.b_right_a_wrong)})", comparison.b_right_a_wrong)):
-            parts.append(f"\n[b]{title}[/]")
+            parts.append(untrusted.markup("\n[b]$title[/]", title=title))
             if not diffs:
-                parts.append("[dim]none[/]")
+                parts.append(untrusted.markup("[dim]none[/]"))
             for d in diffs:
-                parts.append(f"[b]Q{escape(d.row_a)}[/] {escape(d.question)}  [dim]reference:[/] "
-                             f"{escape(d.reference)}")
-                parts.append(f"  [b]A[/] {escape(d.verdict_a)}: {escape(d.answer_a)}\n"
-                             f"     [dim]{escape(d.rationale_a)}[/]")
-                parts.append(f"  [b]B[/] {escape(d.verdict_b)}: {escape(d.answer_b)}\n"
-                             f"     [dim]{escape(d.rationale_b)}[/]")
-        self.query_one("#compare-rows", Static).update("\n".join(parts))
+                parts.append(untrusted.markup("[b]Q$row[/] $question  [dim]reference:[/] $reference",
+                                              row=one_line(d.row_a), question=d.question, reference=d.reference))
+                for side, verdict, answer, why in (("A", d.verdict_a, d.answer_a, d.rationale_a),
+                                                   ("B", d.verdict_b, d.answer_b, d.rationale_b)):
+                    parts.append(untrusted.markup(f"  [b]{side}[/] $verdict: $answer\n     [dim]$why[/]",
+                                                  verdict=one_line(verdict), answer=answer, why=why))
+        self.query_one("#compare-rows", Static).update(Content("\n").join(parts))
 
     def on_compare_screen_failed(self, message: Failed) -> None:
-        self.query_one("#compare-summary", Static).update(f"[red]{escape(message.error)}[/]")
+        self.query_one("#compare-summary", Static).update(untrusted.plain(shown(message.error), "red"))

@@ -8,16 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from core.safety import one_line, shown
+from tui import untrusted
 from tui.widgets.fitting_footer import FittingFooter
 
 if TYPE_CHECKING:
@@ -44,7 +46,7 @@ class RunDetailScreen(Screen[None]):
         self._records: list[dict[str, str]] = []
 
     def compose(self) -> ComposeResult:
-        yield Static(f"[b]Run[/] {escape(self.run_ref)}  loading…", id="detail-summary")
+        yield Static(untrusted.markup("[b]Run[/] $ref  loading…", ref=one_line(self.run_ref)), id="detail-summary")
         yield DataTable(id="detail-table", cursor_type="row", zebra_stripes=True)
         with VerticalScroll(id="detail-row-box"):
             yield Static("", id="detail-row")
@@ -82,13 +84,16 @@ class RunDetailScreen(Screen[None]):
         metrics = run_line(info) + (f"\n{others}" if others else "")
         source = {"artifact": "results/results.csv", "traces": "trace assessments"}.get(detail.results_source,
                                                                                        "no per-row results")
-        self.query_one("#detail-summary", Static).update(
-            f"[b]{escape(info.name)}[/] {info.short_id} · {escape(info.model)} · judge {escape(info.judge or 'none')}"
-            f" · {info.date} · {info.status.lower()}\n{escape(metrics)}\n[dim]rows from {source}[/]")
+        # Everything read from the store is outside text: substituted as plain, printable values.
+        self.query_one("#detail-summary", Static).update(untrusted.markup(
+            "[b]$name[/] $id · $model · judge $judge · $date · $status\n$metrics\n[dim]rows from $source[/]",
+            name=one_line(info.name), id=info.short_id, model=one_line(info.model),
+            judge=one_line(info.judge or "none"), date=info.date, status=one_line(info.status.lower()),
+            metrics=one_line(metrics), source=source))
         table = self.query_one("#detail-table", DataTable)
         self._records = detail.results.fillna("").astype(str).to_dict(orient="records")
         for index, record in enumerate(self._records):
-            table.add_row(record.get("row", str(index + 1)), _verdict_text(record),
+            table.add_row(untrusted.cell(record.get("row", str(index + 1))), _verdict_text(record),
                           _clip(record.get("question", ""), 40), _clip(record.get("llm_answer", ""), 24),
                           _clip(record.get("reference", ""), 18), key=str(index))
         if self._records:
@@ -97,7 +102,7 @@ class RunDetailScreen(Screen[None]):
             self.query_one("#detail-row", Static).update("This run has no per-row results.")
 
     def on_run_detail_screen_failed(self, message: Failed) -> None:
-        self.query_one("#detail-summary", Static).update(f"[red]{escape(message.error)}[/]")
+        self.query_one("#detail-summary", Static).update(untrusted.plain(shown(message.error), "red"))
 
     @on(DataTable.RowHighlighted, "#detail-table")
     def highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -106,18 +111,21 @@ class RunDetailScreen(Screen[None]):
 
     def _show_record(self, index: int) -> None:
         record = self._records[index]
-        lines = [f"[b]Q{escape(record.get('row', ''))}[/] {escape(record.get('question', ''))}",
-                 f"[b]Reference[/] {escape(record.get('reference', ''))}",
-                 f"[b]Answer[/] {escape(record.get('llm_answer', ''))}"]
+        # The question, answer, rationale and errors are outside text: values, never markup, never control.
+        lines = [untrusted.markup("[b]Q$row[/] $question", row=one_line(record.get("row", "")),
+                                  question=record.get("question", "")),
+                 untrusted.markup("[b]Reference[/] $text", text=record.get("reference", "")),
+                 untrusted.markup("[b]Answer[/] $text", text=record.get("llm_answer", ""))]
         if record.get("answer_error"):
-            lines.append(f"[red]Answer error[/] {escape(record['answer_error'])}")
-        lines.append(f"[b]Judge[/] {escape(record.get('judge_verdict') or '-')}: "
-                     f"{escape(record.get('judge_rationale', ''))}")
+            lines.append(untrusted.markup("[red]Answer error[/] $text", text=shown(record["answer_error"])))
+        lines.append(untrusted.markup("[b]Judge[/] $verdict: $text",
+                                      verdict=one_line(record.get("judge_verdict") or "-"),
+                                      text=record.get("judge_rationale", "")))
         if record.get("judge_error"):
-            lines.append(f"[red]Judge error[/] {escape(record['judge_error'])}")
+            lines.append(untrusted.markup("[red]Judge error[/] $text", text=shown(record["judge_error"])))
         if record.get("human_verdict"):
-            lines.append(f"[b]Human[/] {escape(record['human_verdict'])}")
-        self.query_one("#detail-row", Static).update("\n".join(lines))
+            lines.append(untrusted.markup("[b]Human[/] $text", text=one_line(record["human_verdict"])))
+        self.query_one("#detail-row", Static).update(Content("\n").join(lines))
 
 
 def _verdict_text(record: dict[str, str]) -> Text:
@@ -131,6 +139,6 @@ def _verdict_text(record: dict[str, str]) -> Text:
     return Text("? no verdict", style="yellow")
 
 
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _clip(text: str, width: int) -> Text:
+    text = one_line(text)
+    return untrusted.cell(text if len(text) <= width else text[: width - 1] + "…")

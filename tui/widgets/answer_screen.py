@@ -18,7 +18,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
 
+from core.safety import shown
+from tui import untrusted
 from tui.widgets.path_input import PathInput
 
 MAX_SUGGESTIONS = 30
@@ -100,7 +103,8 @@ class AnswerScreen(ModalScreen[str | None]):
                     yield Label("CSV", classes="answer-label")
                     yield PathInput(value=path, placeholder="benchmark.csv (Tab completes)", id="answer-path",
                                     compact=True)
-                yield OptionList(*suggestions, id="answer-files")
+                yield OptionList(*(Option(untrusted.line(name), id=name) for name in suggestions),
+                                 id="answer-files")
                 with Horizontal(classes="answer-field"):
                     yield Label("Model", classes="answer-label")
                     yield Input(value=self.initial_model or self._default_model(), placeholder="azure:/gpt-4.1-nano",
@@ -144,17 +148,18 @@ class AnswerScreen(ModalScreen[str | None]):
             widget.disabled = self.running
         self.query_one("#answer-files", OptionList).disabled = self.running
 
+    # Errors and statuses name files and carry server words: scrubbed, printable, never read as markup.
     def _error(self, text: str) -> None:
-        self.query_one("#answer-error", Static).update(text)
+        self.query_one("#answer-error", Static).update(untrusted.plain(shown(text)))
 
     def _status(self, text: str) -> None:
-        self.query_one("#answer-status", Static).update(text)
+        self.query_one("#answer-status", Static).update(untrusted.plain(text))
 
     # -- starting
 
     @on(OptionList.OptionSelected, "#answer-files")
     def picked(self, event: OptionList.OptionSelected) -> None:
-        self.query_one("#answer-path", Input).value = str(event.option.prompt)
+        self.query_one("#answer-path", Input).value = event.option.id or str(event.option.prompt)
         self.query_one("#answer-model", Input).focus()
 
     @on(Input.Changed)

@@ -15,6 +15,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
+from core.safety import printable, shown
+from tui import untrusted
 from tui.widgets.path_input import PathInput
 
 MAX_DESCRIBED = 50  # reading every CSV of a big folder would keep a worker busy for nothing
@@ -82,7 +84,8 @@ class CsvPicker(Vertical):
             "CSV files here (↓ to choose):" if files else "No CSV files in this folder: type a path.")
         options = self.query_one("#csv-picker-options", OptionList)
         options.clear_options()
-        options.add_options([Option(Text(name), id=name) for name in files])
+        # File names are shown printable and never as markup; the option's id keeps the real name.
+        options.add_options([Option(untrusted.line(name), id=name) for name in files])
         if files:
             self._describe(files)
 
@@ -112,7 +115,7 @@ class CsvPicker(Vertical):
                 options.highlighted = 0
 
     def show_error(self, text: str) -> None:
-        self.query_one("#csv-picker-error", Static).update(Text(text))
+        self.query_one("#csv-picker-error", Static).update(untrusted.plain(shown(text)))
 
     @on(OptionList.OptionSelected, "#csv-picker-options")
     def _picked_option(self, event: OptionList.OptionSelected) -> None:
@@ -158,7 +161,7 @@ class NoteScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="note-box", classes="grade-modal"):
             yield Label(f"[b]Note on {self.row_label}[/]")
-            yield Input(value=self.note, placeholder="why this verdict…", id="note-input")
+            yield Input(value=printable(self.note), placeholder="why this verdict…", id="note-input")
             yield Static("Enter saves · Esc cancels · an empty note clears it", classes="muted")
 
     def on_mount(self) -> None:

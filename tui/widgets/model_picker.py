@@ -9,6 +9,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 
+from core.safety import shown
+from tui import untrusted
+
 
 class ModelPickerScreen(ModalScreen[str | None]):
     """Returns the chosen model URI, or None when cancelled."""
@@ -55,7 +58,7 @@ class ModelPickerScreen(ModalScreen[str | None]):
         try:
             spec = resolve_model(uri.strip())
         except ProctorError as error:
-            self.query_one("#model-picker-error", Static).update(str(error))
+            self.query_one("#model-picker-error", Static).update(untrusted.plain(shown(error)))
             return
         self.dismiss(spec.uri)
 
