@@ -44,23 +44,6 @@ def test_judge_errors_echoing_the_key_are_scrubbed_in_mlflow(tmp_path: Path, ope
     assert TEST_KEY not in log_path().read_text(encoding="utf-8")
 
 
-def test_base_url_param_has_no_credentials(tmp_path: Path, tracking: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.fake_llm_server import FakeLLMServer
-
-    # A server behind a URL with user info (no key check: the SDK sends the user info as Basic auth).
-    with FakeLLMServer(api_key=None) as server:
-        monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", f"http://alice:pa55word-x@127.0.0.1:{server.port}/v1")
-        bench = tmp_path / "bench.csv"
-        bench.write_text("question,answer\nq1,a1\n", encoding="utf-8")
-        summary = evaluate_file(bench, model="openai:/gpt-4.1-mini", judge="none")
-    from mlflow.tracking import MlflowClient
-
-    params = MlflowClient().get_run(summary.run_id).data.params
-    assert params["base_url"] == f"http://****@127.0.0.1:{server.port}/v1"
-    assert "pa55word-x" not in str(params) and "alice" not in str(params)
-
-
 def test_captured_output_scrubs_the_keys_in_force_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZURE_API_KEY", "judge-key-0001-abcdef")
     with captured_output() as out:
