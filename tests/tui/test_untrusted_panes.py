@@ -150,7 +150,9 @@ async def test_run_detail_and_compare_show_stored_text_harmlessly(clean_env: Pat
         assert isinstance(app.screen, RunDetailScreen)
         await check_screen(pilot, "Paris Paris␛]0;pwned", "yes Paris␛]0;pwned", "[bold red]loud[/]")
         await pilot.press("escape")
-        await pilot.press("space", "down", "space", "c")
+        pane = app.query_one(RunsPane)
+        pane.marked = [hostile_store["a"], hostile_store["b"]]  # as Space on each would
+        pane.action_compare()
         await settle(pilot)
         assert isinstance(app.screen, CompareScreen)
         await check_screen(pilot, "␛]52;c;ZWNobyBwd25lZA==", "[bold red]loud[/]")
