@@ -113,3 +113,28 @@ async def test_footers_never_cut_a_key_in_half(here: Path) -> None:
                 for key in shown:
                     assert key.region.right <= footer.region.right, f"{pane} at {size}: {key.description} cut"
         app = ProctorApp(warm_up=False)
+
+
+async def test_the_compare_screen_fits_80_columns(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.runs
+    from core.runs import Comparison, MetricDelta, RunInfo
+    from tui.screens.compare import CompareScreen
+
+    def run(run_id: str, model: str) -> RunInfo:
+        return RunInfo(run_id=run_id, name=model, experiment="proctor", start_time=None, status="FINISHED",
+                       model=f"azure:/{model}", judge="azure:/gpt-4.1-nano", rows=48)
+
+    metrics = [MetricDelta(name="correctness/mean", a=0.875, b=0.9375, delta=0.0625, better="b",
+                           lower_is_better=False, p_value=0.031, a_ci=(0.753, 0.941), b_ci=(0.832, 0.979))]
+    comparison = Comparison(a=run("a" * 32, "gpt-4.1-nano"), b=run("b" * 32, "gpt-4.1-mini"), metrics=metrics,
+                            a_right_b_wrong=[], b_right_a_wrong=[], matched_rows=48, unmatched_a=0, unmatched_b=0,
+                            basis="correctness", warnings=[])
+    monkeypatch.setattr(core.runs, "compare_runs", lambda a, b: comparison)
+    app = ProctorApp(warm_up=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(CompareScreen("a" * 32, "b" * 32))
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.comparison is not None)
+        await pilot.pause()
+        table = app.screen.query_one("#compare-metrics")
+        assert table.virtual_size.width <= app.screen.size.width, "the metrics table is wider than the screen"
+        assert str(table.get_row_at(0)[-1]).endswith(" B")

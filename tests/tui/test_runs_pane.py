@@ -171,7 +171,7 @@ async def test_mark_two_and_compare_side_by_side(with_store: dict[str, str]) -> 
         metrics = screen.query_one("#compare-metrics", DataTable)
         accuracy = [str(c) for c in metrics.get_row_at(0)]
         # Each share with its 95% interval, the paired p-value, and no "better" on 1 vs 2 discordant questions.
-        assert accuracy == ["accuracy", "0.600 [0.23-0.88]", "0.800 [0.38-0.96]", "+0.200", "1", ""]
+        assert accuracy == ["accuracy", "0.600 [0.23-0.88]", "0.800 [0.38-0.96]", "+0.200", "1"]
         rows = text_of(screen.query_one("#compare-rows", Static))
         assert "accuracy: n 5, A only right 1, B only right 2, B - A +20.0 points" in rows
         assert "B is ahead by 20.0 points" in rows and "not a detectable difference at n = 5" in rows

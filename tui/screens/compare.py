@@ -60,8 +60,10 @@ class CompareScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#compare-metrics", DataTable)
+        # Five columns, so that a share's interval on both sides still fits 80 columns; the better run, where the
+        # paired test says so at 5%, is named beside its p-value.
         for key, title in (("metric", "Metric"), ("a", "A [95% CI]"), ("b", "B [95% CI]"), ("delta", "Δ B-A"),
-                           ("p", "p"), ("better", "Better")):
+                           ("p", "p · better")):
             table.add_column(title, key=key)
         self.query_one("#compare-body").focus()
         self.load(self.run_a, self.run_b)
@@ -93,13 +95,13 @@ class CompareScreen(Screen[None]):
         self.query_one("#compare-summary", Static).update(Content("\n").join(lines))
         table = self.query_one("#compare-metrics", DataTable)
         for m in comparison.metrics:
-            better = {"a": Text("A", style="bold green"), "b": Text("B", style="bold green")}.get(m.better, "")
+            better = {"a": "A", "b": "B"}.get(m.better or "", "")
             a_text = format_share(m.a, m.a_ci) if m.a_ci else format_metric(m.a, m.name)
             b_text = format_share(m.b, m.b_ci) if m.b_ci else format_metric(m.b, m.name)
             p_text = format_p(m.p_value).removeprefix("p ").removeprefix("= ") if m.p_value is not None else ""
             table.add_row(untrusted.cell(m.name), Text(a_text, justify="right"), Text(b_text, justify="right"),
-                          Text(format_delta(m.delta, m.name), justify="right"), Text(p_text, justify="right"),
-                          better)
+                          Text(format_delta(m.delta, m.name), justify="right"),
+                          Text.assemble(p_text, (f" {better}" if better else "", "bold green")))
         parts = [untrusted.markup("$n questions matched · verdicts from $basis", n=comparison.matched_rows,
                                   basis=one_line(comparison.basis or "-"))]
         parts += [untrusted.plain(line) for line in paired_lines(comparison)]
