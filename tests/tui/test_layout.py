@@ -138,3 +138,17 @@ async def test_the_compare_screen_fits_80_columns(here: Path, monkeypatch: pytes
         table = app.screen.query_one("#compare-metrics")
         assert table.virtual_size.width <= app.screen.size.width, "the metrics table is wider than the screen"
         assert str(table.get_row_at(0)[-1]).endswith(" B")
+
+
+def test_path_suggestions_offer_csvs_and_folders_but_never_control_characters(tmp_path: Path) -> None:
+    from tui.widgets.path_input import csv_candidates
+
+    (tmp_path / "bench.csv").write_text("q\n")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "b.csv").write_text("q\n")
+    (tmp_path / "evil\x1b]0;pwned\x07.csv").write_text("q\n")
+    assert csv_candidates("", tmp_path) == ["bench.csv", "runs/"]
+    assert csv_candidates("b", tmp_path) == ["bench.csv"]
+    assert csv_candidates("runs/", tmp_path) == ["runs/b.csv"]
+    assert csv_candidates("e", tmp_path) == []

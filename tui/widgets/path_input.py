@@ -26,10 +26,14 @@ def csv_candidates(prefix: str, cwd: Path | None = None) -> list[str]:
         entries = list(os.scandir(folder))[:MAX_LISTED]
     except OSError:
         return []
+    from core.safety import printable
+
     found = []
     for entry in entries:
         if entry.name.startswith(".") and not prefix.rpartition("/")[2].startswith("."):
             continue
+        if printable(entry.name) != entry.name:
+            continue  # a name holding terminal control characters is never offered (it would be shown)
         shown = f"{head}/{entry.name}" if head else entry.name
         try:
             if entry.is_dir():
