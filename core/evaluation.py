@@ -63,7 +63,7 @@ RESULTS_ARTIFACT_NAME = "results.csv"
 INPUTS_ARTIFACT_DIR = "inputs"
 JUDGE_OUTPUT_COLUMNS = ["judge_verdict", "judge_rationale", "judge_error", "exact_match", "contains_reference"]
 RESULTS_COLUMNS = ["row", "question", "reference", "llm_answer", "model", "judge_verdict", "judge_rationale",
-                   "judge_error", "exact_match", "contains_reference", "latency_s", "answer_error"]
+                   "judge_error", "exact_match", "contains_reference", "latency_s", "answer_error", "trace_id"]
 NO_JUDGE_WARNING = ("no judge configured: only the code scorers ran (Correctness needs a judge: pass --judge, "
                     "set PROCTOR_JUDGE, or configure Azure for the default azure:/gpt-4.1-nano)")
 
@@ -122,6 +122,8 @@ class EvaluationSummary:
     timings: dict[str, float] = field(default_factory=dict)
     log_file: Path | None = None
     cancelled: bool = False
+    judged_file: Path | None = None  # the answers CSV the judge's columns were written into
+    human_synced: int = 0  # human verdicts of that file now on the run's traces
 
     @property
     def results_path(self) -> Path | None:
@@ -494,6 +496,8 @@ def evaluate_file(
             )
         except StoreError as error:
             raise _keep_verdicts(error, frame, out_path, scrub) from None
+    if table.answers_file is not None:
+        _judgements_into_file(summary, table, rows)
     if out_path is not None:
         t0 = time.perf_counter()
         _write_output(frame, summary.results, out_path, scrub)
@@ -523,6 +527,30 @@ def _set_up_store(tracking: str, report: Callable[..., None], secrets: list[str]
             raise ConfigError(f"{_where(tracking)}: the store could not be created "
                               f"({describe_store_error(error, tracking)})") from None
     timings["store_setup_s"] = time.perf_counter() - t0
+
+
+def _judgements_into_file(summary: EvaluationSummary, table: _Table, rows: list[_Row]) -> None:
+    """The judge's columns into the answers file judged; then the human verdicts it holds onto the new traces."""
+    from core.feedback import sync_file
+    from core.judgements import record_judgements
+
+    path = table.answers_file
+    warning = record_judgements(path, summary.results, [r.question for r in rows], table.question_col,
+                                summary.run_id, summary.judge or "")
+    if warning:
+        summary.warnings.append(warning)
+        return
+    summary.judged_file = path
+    if any(r.human for r in rows):
+        try:
+            report = sync_file(path)
+        except ProctorError as error:  # the file is open in another writer: its next open sends them
+            summary.warnings.append(f"the human verdicts of {path.name} were not sent to MLflow yet: {error}")
+            return
+        summary.human_synced = report.sent + report.already
+        if report.failed:
+            summary.warnings.append(f"{report.failed} human verdict(s) of {path.name} not yet logged to MLflow "
+                                    f"({report.error}): `proctor grade {path.name} --sync` sends them")
 
 
 def _read_input(path: Path, model: str | None, settings: Settings) -> _Table:
@@ -714,6 +742,9 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                 "proctor.version": __version__, "proctor.input": "answers" if not table.answered_now else "benchmark",
                 "proctor.accuracy_from": "correctness" if "correctness" in names else "exact_match",
                 **(extra_tags or {})}
+        if table.answers_file is not None:
+            # `proctor grade --run` finds the run's answers file again through this tag.
+            tags["proctor.answers_file"] = str(table.answers_file.resolve())
         from mlflow.exceptions import MlflowException
 
         from core.store import StoreError, describe_store_error, retry_locked, shown_uri
@@ -964,6 +995,7 @@ def _results_frame(rows: list[_Row], by_row: dict[int, dict[str, Any]], names: l
             "judge_rationale": " ".join(rationale.split()), "judge_error": judge_error,
             "exact_match": _bool_cell(em), "contains_reference": _bool_cell(cr),
             "latency_s": "" if r.latency is None else f"{r.latency:.3f}", "answer_error": scrub(r.answer_error),
+            "trace_id": str(res.get("trace_id") or ""),
         }
         for n in extra_judges:
             row[n] = scrub(res.get(f"{n}/value"))

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 VERDICT_COLUMN = "human_verdict"
 NOTE_COLUMN = "human_note"
 SAMPLE_COLUMN = "human_sample"
+SYNCED_COLUMN = "human_synced"  # the verdict MLflow holds for the row's trace (core.feedback)
 JUDGE_COLUMN = "judge_verdict"
 ANSWER_COLUMN = "llm_answer"
 BLIND_COLUMNS = ("model", "run_id")
@@ -387,6 +388,37 @@ class GradingSession:
         self._apply(change.row, change.verdict, change.note)
         self.undo_stack.pop()
         return change.row
+
+    def mark_synced(self, verdicts: dict[int, str]) -> None:
+        """Record, in `human_synced`, the verdict MLflow now holds for each row (core.feedback); written at once.
+
+        Not a grader's change: it is not undoable. Raises like `set_verdict` (nothing written) on failure.
+        """
+        if not verdicts:
+            return
+        added = SYNCED_COLUMN not in self.frame.columns
+        if added:
+            self.frame[SYNCED_COLUMN] = ""
+        at = self.frame.columns.get_loc(SYNCED_COLUMN)
+        before = {row: self.frame.iat[row, at] for row in verdicts}
+        for row, verdict in verdicts.items():
+            self.frame.iat[row, at] = verdict
+        try:
+            if added:
+                self._rebuild_lines()
+            else:
+                for row in verdicts:
+                    self._lines[row + 1] = _line(self.frame.iloc[row].tolist())
+            self._write()
+        except BaseException:
+            if added:
+                self.frame.drop(columns=[SYNCED_COLUMN], inplace=True)
+                self._rebuild_lines()
+            else:
+                for row, verdict in before.items():
+                    self.frame.iat[row, at] = verdict
+                    self._lines[row + 1] = _line(self.frame.iloc[row].tolist())
+            raise
 
     # -- sampling and order
 

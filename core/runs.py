@@ -67,6 +67,10 @@ MAIN_METRICS: dict[str, str] = {
     "latency_mean_s": "LAT_S",
     "judge_errors": "J_ERR",
     "answer_errors": "A_ERR",
+    # After human verdicts are synced (core.feedback): the human's accuracy and the judge's kappa with the human.
+    "human/graded": "H_N",
+    "human/accuracy": "HUMAN",
+    "judge_human/kappa": "KAPPA",
 }
 
 _HEX_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -913,7 +917,8 @@ def format_metric(value: float | None, name: str = "") -> str:
         return format_cost(value)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if float(value).is_integer() and ("errors" in name or name in ("rows",) or name.endswith("_tokens")):
+    if float(value).is_integer() and ("errors" in name or name in ("rows", "human/graded") or
+                                      name.endswith("_tokens")):
         return str(int(value))
     return f"{value:.3f}"
 

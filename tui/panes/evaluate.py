@@ -332,6 +332,10 @@ class EvaluatePane(Vertical):
             text.append(f"{one_line(row['judge_error'])}\n")
         text.append(f"run {one_line(summary.run_name)}  id {summary.run_id}  "
                     f"(experiment {one_line(summary.experiment)})")
+        if summary.judged_file is not None:
+            synced = f", {summary.human_synced} human verdict(s) sent to the run" if summary.human_synced else ""
+            text.append(f"\njudge's verdicts written into {one_line(summary.judged_file.name)}{synced}: Ctrl+D "
+                        "grades it with the judge beside you")
         self.query_one("#eval-summary", Static).update(text)
         untrusted.notify(self, f"Evaluation logged: run {summary.run_id[:8]}.")
         runs = getattr(self.app, "run_logged", None)

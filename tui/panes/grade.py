@@ -8,9 +8,16 @@ One writer at a time: the pane's session holds the file's lock (core.filelock) w
 another process holds it (`proctor answer` resuming the file, another Proctor grading it), the file opens read-only
 under a banner naming that process; once it lets go, the banner offers `w` to take over (the file is reloaded).
 
-All logic is in core.grading.GradingSession; this pane shows what it returns. Saving runs in a thread worker (an
-fsync can be slow on a real disk) and the next row is shown only once the worker reports the verdict saved; keys
-pressed meanwhile wait in a queue and run in order, so a fast grader never grades the wrong row.
+All logic is in core.grading.GradingSession; this pane shows what it returns. Beside the human's verdict it shows
+the judge's (judge_verdict, judge_rationale, judge_error, written by `proctor evaluate`), hidden in blind mode.
+
+Verdicts on rows of an evaluation run go to MLflow as HUMAN feedback through core.feedback.FeedbackSender, a
+thread of its own: a verdict is on disk before anything is sent, and never waits on MLflow. Each verdict MLflow
+confirms is recorded in the file (`human_synced`) through the same save queue as the grader's keys.
+
+Saving runs in a thread worker (an fsync can be slow on a real disk) and the next row is shown only once the
+worker reports the verdict saved; keys pressed meanwhile wait in a queue and run in order, so a fast grader never
+grades the wrong row.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -32,6 +40,9 @@ from core.safety import one_line, printable
 from tui import untrusted
 from tui.widgets.grade_screens import CsvPicker, GradeHelpScreen, NoteScreen, OpenCsvScreen
 
+if TYPE_CHECKING:
+    from core.feedback import FeedbackSender
+
 VERDICT_MARKS = {"correct": ("✓ correct", "green"), "incorrect": ("✗ incorrect", "red"), "": ("— not graded", "dim")}
 
 
@@ -39,11 +50,12 @@ VERDICT_MARKS = {"correct": ("✓ correct", "green"), "incorrect": ("✗ incorre
 class _Change:
     """A change waiting to be saved: what, on which row, and the question it had (to recognise it on reload)."""
 
-    kind: str  # "verdict", "note" or "undo"
+    kind: str  # "verdict", "note", "undo", or "synced" (verdicts MLflow now holds, recorded in the file)
     row: int
     value: str | None
     question: str
     advance: bool = False
+    synced: dict[int, str] | None = None
 
 
 def _pct(x: float | None) -> str:
@@ -106,6 +118,16 @@ class GradePane(Vertical, can_focus=True):
         error: str | None = None  # the file could not be read again
 
     @dataclass
+    class FeedbackSent(Message):
+        row: int
+        verdict: str
+
+    @dataclass
+    class FeedbackState(Message):
+        pending: int
+        error: str
+
+    @dataclass
     class FileReloaded(Message):
         session: object
         pending: _Change | None
@@ -127,6 +149,10 @@ class GradePane(Vertical, can_focus=True):
         self.lock_free = False  # read-only, and the other writer has let go: offer to take over
         self._queued: deque[tuple[Callable[..., object], tuple[object, ...]]] = deque()
         self._table_built = False
+        self.sender: FeedbackSender | None = None
+        self.unsent = 0  # verdicts not yet in MLflow
+        self.mlflow_error = ""
+        self._synced_waiting: dict[int, str] = {}
 
     def compose(self) -> ComposeResult:
         with Vertical(id="grade-open"):
@@ -141,6 +167,7 @@ class GradePane(Vertical, can_focus=True):
                 with VerticalScroll(id="grade-answer-box"):
                     yield Static("", id="grade-answer")
                 yield Static("", id="grade-verdict")
+                yield Static("", id="grade-judge")
             yield DataTable(id="grade-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
@@ -153,6 +180,7 @@ class GradePane(Vertical, can_focus=True):
         self.set_interval(2.0, self._check_disk)
 
     def on_unmount(self) -> None:
+        self._stop_feedback()
         if self.session is not None:
             self.session.close()
 
@@ -208,6 +236,7 @@ class GradePane(Vertical, can_focus=True):
         self._set_table_mode(False)
         first = session.next_ungraded()
         self.current = first if first is not None else session.order[0] if session.order else None
+        self._start_feedback()
         self._render_all()
         self.focus_default()
 
@@ -350,6 +379,14 @@ class GradePane(Vertical, can_focus=True):
 
         session = self.session
         try:
+            if change.kind == "synced":
+                try:
+                    session.mark_synced(change.synced or {})
+                except (ProctorError, OSError):
+                    # Not recorded: those rows stay pending and are checked again (sending is idempotent).
+                    pass
+                self.post_message(self.ChangeSaved(change, None))
+                return
             if change.kind == "verdict":
                 session.set_verdict(change.row, change.value)
                 row = change.row
@@ -368,6 +405,12 @@ class GradePane(Vertical, can_focus=True):
 
     def on_grade_pane_change_saved(self, message: ChangeSaved) -> None:
         change = message.change
+        if change.kind == "synced":
+            self._render_status()
+            self._done_saving()
+            return
+        if change.kind in ("verdict", "undo") and message.row is not None:
+            self._send_row(message.row)
         if message.row is not None:
             self._update_table_row(message.row)
         if change.kind == "verdict" and change.advance and change.row == self.current:
@@ -401,6 +444,78 @@ class GradePane(Vertical, can_focus=True):
         while self._queued and not self.saving:
             action, args = self._queued.popleft()
             action(*args)
+
+    # -- MLflow feedback (in the background)
+
+    def _start_feedback(self) -> None:
+        """Send the file's pending verdicts (rows of an evaluation run) and follow new ones, off the UI thread."""
+        from core.feedback import FeedbackSender, pending_in_frame
+
+        self._stop_feedback()
+        session = self.session
+        if session is None or "trace_id" not in session.frame.columns:
+            self.unsent = 0
+            return
+        self.mlflow_error = ""
+        self.sender = FeedbackSender(on_sent=self._feedback_sent, on_state=self._feedback_state,
+                                     metrics_for=self._metrics_for).start()
+        pending = pending_in_frame(session.frame)
+        self.unsent = len(pending)
+        self.sender.submit(pending)
+
+    def _stop_feedback(self) -> None:
+        if self.sender is not None:
+            self.sender.stop(timeout=0)  # what is left stays pending in the file, for the next open
+            self.sender = None
+        self._synced_waiting.clear()
+
+    def _metrics_for(self, run_id: str) -> dict[str, float]:
+        # Called from the sender's thread: the frame is only read, and a stale read is corrected next time.
+        from core.feedback import metrics_in_frame
+
+        session = self.session
+        return metrics_in_frame(session.frame, run_id) if session is not None else {}
+
+    def _feedback_sent(self, row: int, verdict: str) -> None:
+        self.post_message(self.FeedbackSent(row, verdict))  # from the sender's thread: messages are thread-safe
+
+    def _feedback_state(self, pending: int, error: str) -> None:
+        self.post_message(self.FeedbackState(pending, error))
+
+    def _send_row(self, row: int) -> None:
+        """A verdict on `row` was saved: queue it for MLflow when the row belongs to an evaluation run."""
+        from core.feedback import pending_from
+
+        s = self.session
+        if self.sender is None or s is None:
+            return
+        from core.grading import SYNCED_COLUMN
+
+        items = pending_from([(row, s.cell(row, "run_id"), s.cell(row, "trace_id"), s.cell(row, "human_verdict"),
+                               s.cell(row, SYNCED_COLUMN))])
+        if items:
+            self.sender.submit(items)
+            self.unsent = self.sender.pending
+
+    def on_grade_pane_feedback_sent(self, message: FeedbackSent) -> None:
+        self._synced_waiting[message.row] = message.verdict
+        # Recorded in the file in batches, through the save queue (never between a key and its save).
+        self.set_timer(0.3, self._record_synced)
+
+    def _record_synced(self) -> None:
+        if not self._synced_waiting or self.session is None or self.blocked is not None or self.changed_on_disk:
+            return
+        if self.saving:
+            self.set_timer(0.3, self._record_synced)
+            return
+        synced, self._synced_waiting = dict(self._synced_waiting), {}
+        self.saving = True
+        self.save(_Change("synced", -1, None, "", synced=synced))
+
+    def on_grade_pane_feedback_state(self, message: FeedbackState) -> None:
+        self.unsent = message.pending
+        self.mlflow_error = message.error
+        self._render_status()
 
     # -- change on disk
 
@@ -474,6 +589,7 @@ class GradePane(Vertical, can_focus=True):
             self.current = self.session.next_ungraded()
         if self.table_mode:
             self._build_table()
+        self._start_feedback()  # rows may have moved: what is pending is read again from the file
         self._render_all()
 
     # -- the lock
@@ -697,6 +813,10 @@ class GradePane(Vertical, can_focus=True):
         if st.has_judge and not self.blind:
             kappa = "—" if st.judge_kappa is None else f"{st.judge_kappa:.2f}"
             line.append(f" · judge agrees {_pct(st.judge_agreement)}, κ {kappa}, {len(st.disagreements)} differ")
+        if self.sender is not None and self.unsent:
+            line.append(f" · {self.unsent} not in MLflow", style="yellow")
+            if self.mlflow_error:
+                line.append(" (unreachable, retrying)", style="yellow")
         self.query_one("#grade-stats", Static).update(line)
 
         banner = self.query_one("#grade-banner", Static)
@@ -730,6 +850,7 @@ class GradePane(Vertical, can_focus=True):
             question.update(Text("This file has no rows to grade.", style="dim"))
             for widget in (reference, answer, verdict):
                 widget.update("")
+            self.query_one("#grade-judge", Static).display = False
             return
         # Every cell shown is untrusted (the model's answer above all): printable, in Text (never markup).
         question.update(Text.assemble(("Question  ", "bold"), printable(s.question(row))))
@@ -747,11 +868,31 @@ class GradePane(Vertical, can_focus=True):
         if not self.blind:
             meta = [(label, s.cell(row, name)) for name, label in (("model", "model"), ("run_id", "run"))
                     if s.cell(row, name)]
-            if s.has_judge:
-                judge_label, judge_style = VERDICT_MARKS[s.judge(row)]
-                line.append("  · judge ", style="bold")
-                line.append(judge_label.split(" ", 1)[-1] if s.judge(row) else "—", style=judge_style)
             for name, value in meta:
                 line.append(f"  · {name} ", style="bold")
-                line.append(one_line(value))
+                line.append(one_line(value[:12] if name == "run" else value))
         verdict.update(line)
+        self._render_judge(row)
+
+    def _render_judge(self, row: int) -> None:
+        """The judge's verdict and rationale under the human's; hidden in blind mode and for files never judged."""
+        s = self.session
+        judge = self.query_one("#grade-judge", Static)
+        judge.display = bool(s.has_judge and not self.blind)
+        if not judge.display:
+            return
+        label, style = VERDICT_MARKS[s.judge(row)]
+        text = Text.assemble(("Judge   ", "bold"), (label if s.judge(row) else "— no verdict", style))
+        who = s.cell(row, "judge")
+        if who:
+            text.append(f"  ({one_line(who)})", style="dim")
+        if s.verdict(row) and s.judge(row) and s.verdict(row) != s.judge(row):
+            text.append("  ≠ you", style="bold yellow")
+        rationale, error = s.cell(row, "judge_rationale"), s.cell(row, "judge_error")
+        if rationale:
+            text.append("\n")
+            text.append(one_line(rationale), style="italic")
+        elif error:
+            text.append("\n")
+            text.append(one_line(error), style="italic red")
+        judge.update(text)

@@ -3,7 +3,8 @@
 Keys: Enter opens the highlighted run (per-row verdicts and rationales), Space marks it (two at most), `c` compares
 the two marked runs side by side, `/` filters (Escape clears), `s` cycles the sort column and `S` reverses it (or
 click a column header; ▲/▼ marks it), `g` shows the chart and cycles its metric, `d` deletes a run after a
-confirmation (MLflow's restorable delete; `u` restores), `r` reloads, `m` starts MLflow's own web UI on 127.0.0.1
+confirmation (MLflow's restorable delete; `u` restores), `h` grades the run's rows by hand in the Grade pane (the
+verdicts go to that run), `r` reloads, `m` starts MLflow's own web UI on 127.0.0.1
 (stopped when the app exits). The columns shown are those that fit the width, most telling first.
 
 All MLflow work goes through core.runs and core.mlflow_server in thread workers: importing mlflow takes about 3 s,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from core.runs import RunInfo
 
 CHART_METRICS = ("accuracy", "correctness/mean", "exact_match/mean", "contains_reference/mean", "latency_mean_s",
-                 "judge_errors", "answer_errors")
+                 "judge_errors", "answer_errors", "human/accuracy", "judge_human/kappa")
 # Sort keys `s` cycles through: (label, key on RunInfo or a column key, descending first).
 SORTS: tuple[tuple[str, str, bool], ...] = (
     ("date", "start", True), ("accuracy", "accuracy", True), ("name", "name", False), ("errors", "errors", True),
@@ -67,6 +68,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("mark", " ", 0), Column("date", "Date", 6), Column("run", "Run", 15), Column("name", "Name", 1),
     Column("rows", "Rows", 8, right=True), Column("accuracy", "Acc% [CI]", 2, right=True),
     Column("correctness/mean", "Judge✓", 7, right=True), Column("errors", "Err a/j", 3, right=True),
+    # After human verdicts are synced (core.feedback); empty, hence hidden, before.
+    Column("human/accuracy", "Human", 10, right=True), Column("judge_human/kappa", "κ", 12, right=True),
     Column("exact_match/mean", "Exact", 14, right=True), Column("latency_mean_s", "Lat s", 11, right=True),
     Column("cost_usd", "Cost", 9, right=True), Column("judge", "Judge", 5), Column("status", "Status", 4),
 )
@@ -163,6 +166,12 @@ def run_line(run: RunInfo) -> str:
               (("answer_errors", "answers failed"), ("judge_errors", "verdicts failed"))
               if run.metrics.get(key) and not math.isnan(run.metrics[key])]
     parts.extend(failed)
+    if "human/graded" in run.metrics:
+        # After human verdicts were synced (core.feedback): the human's accuracy and the judge's kappa with them.
+        human = f"human {run.metrics.get('human/accuracy', 0) * 100:.0f}% of {int(run.metrics['human/graded'])}"
+        if "judge_human/kappa" in run.metrics:
+            human += f", judge κ {run.metrics['judge_human/kappa']:.2f}"
+        parts.append(human)
     cost = f"cost {format_cost(run.cost_usd)}"
     if run.judge and run.judge != "none":
         cost += f", judge {format_cost(run.judge_cost_usd)}"
@@ -198,6 +207,7 @@ class RunsPane(Vertical):
         Binding("S", "reverse_sort", "Reverse", id="runs.reverse", show=False),
         Binding("g", "next_metric", "Chart", id="runs.chart"),
         Binding("d,delete", "delete_run", "Delete", id="runs.delete"),
+        Binding("h", "grade_run", "Grade", id="runs.grade"),
         Binding("u", "undo_delete", "Undo delete", id="runs.undo_delete", show=False),
         Binding("r", "reload", "Reload", id="runs.reload"),
         Binding("m", "mlflow_ui", "MLflow", id="runs.mlflow_ui"),
@@ -225,6 +235,15 @@ class RunsPane(Vertical):
     @dataclass
     class RunRestored(Message):
         run_id: str
+
+    @dataclass
+    class GradeReady(Message):
+        path: str
+        how: str
+
+    @dataclass
+    class GradeFailed(Message):
+        error: str
 
     @dataclass
     class MlflowUiReady(Message):
@@ -367,6 +386,8 @@ class RunsPane(Vertical):
             "accuracy": share_cell(run, "accuracy"),
             "correctness/mean": format_metric(run.metrics.get("correctness/mean")),
             "errors": errors_cell(run),
+            "human/accuracy": format_metric(run.metrics.get("human/accuracy")),
+            "judge_human/kappa": format_metric(run.metrics.get("judge_human/kappa")),
             "exact_match/mean": format_metric(run.metrics.get("exact_match/mean")),
             "latency_mean_s": format_metric(run.metrics.get("latency_mean_s")),
             "cost_usd": format_metric(run.cost_usd, "cost_usd"),
@@ -612,6 +633,42 @@ class RunsPane(Vertical):
     def on_runs_pane_run_restored(self, message: RunRestored) -> None:
         self.notify(f"Restored run {message.run_id[:8]}.", timeout=5)
         self.action_reload()
+
+    # -- grade a run by hand
+    def action_grade_run(self) -> None:
+        run_id = self.highlighted_run_id()
+        if run_id is None:
+            self.notify("No run to grade.", severity="warning")
+            return
+        self._set_status("finding the run's answers…")
+        self.find_answers(run_id)
+
+    @work(thread=True, exclusive=True, group="runs-grade")
+    def find_answers(self, run_id: str) -> None:
+        from core.errors import ProctorError
+        from core.run_answers import answers_for_run
+
+        try:
+            path, how = answers_for_run(run_id)
+            self.post_message(self.GradeReady(str(path), how))
+        except ProctorError as error:
+            self.post_message(self.GradeFailed(str(error)))
+        except Exception as error:  # noqa: BLE001 - a worker must report, never die silently
+            self.post_message(self.GradeFailed(f"{type(error).__name__}: {error}"))
+
+    def on_runs_pane_grade_ready(self, message: GradeReady) -> None:
+        from pathlib import Path
+
+        name = Path(message.path).name
+        self._set_status({"answers": f"grading {name}", "resumed": f"grading {name} (made earlier from the run)",
+                          "created": f"grading {name} (made from the run's results)"}.get(message.how, name))
+        self.app.open_in_grade(message.path)
+
+    def on_runs_pane_grade_failed(self, message: GradeFailed) -> None:
+        from core.safety import shown
+
+        self._set_status("could not grade the run")
+        self.notify(shown(message.error), severity="error", timeout=8, markup=False)
 
     # -- chart
     def _plot(self) -> None:

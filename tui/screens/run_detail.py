@@ -86,10 +86,10 @@ class RunDetailScreen(Screen[None]):
                                                                                        "no per-row results")
         # Everything read from the store is outside text: substituted as plain, printable values.
         self.query_one("#detail-summary", Static).update(untrusted.markup(
-            "[b]$name[/] $id · $model · judge $judge · $date · $status\n$metrics\n[dim]rows from $source[/]",
+            "[b]$name[/] $id · $model · judge $judge · $date · $status\n$metrics$human\n[dim]rows from $source[/]",
             name=one_line(info.name), id=info.short_id, model=one_line(info.model),
             judge=one_line(info.judge or "none"), date=info.date, status=one_line(info.status.lower()),
-            metrics=one_line(metrics), source=source))
+            metrics=one_line(metrics), human=_human_line(info.metrics), source=source))
         table = self.query_one("#detail-table", DataTable)
         self._records = detail.results.fillna("").astype(str).to_dict(orient="records")
         for index, record in enumerate(self._records):
@@ -126,6 +126,28 @@ class RunDetailScreen(Screen[None]):
         if record.get("human_verdict"):
             lines.append(untrusted.markup("[b]Human[/] $text", text=one_line(record["human_verdict"])))
         self.query_one("#detail-row", Static).update(Content("\n").join(lines))
+
+
+def _human_line(metrics: dict[str, float]) -> str:
+    """The judge-vs-human numbers a run carries once human verdicts were synced, with their 95% intervals."""
+    if "human/graded" not in metrics:
+        return ""
+
+    def pct(name: str) -> str:
+        return f"{100 * metrics[name]:.0f}%" if name in metrics else "—"
+
+    text = (f"\nhuman: {int(metrics['human/graded'])} graded, accuracy {pct('human/accuracy')} "
+            f"[{pct('human/accuracy_ci_low')}–{pct('human/accuracy_ci_high')}]")
+    if "judge_human/agreement" in metrics:
+        text += f" · judge agrees {pct('judge_human/agreement')}"
+    if "judge_human/kappa" in metrics:
+        text += (f", κ {metrics['judge_human/kappa']:.2f} [{metrics.get('judge_human/kappa_ci_low', 0):.2f}–"
+                 f"{metrics.get('judge_human/kappa_ci_high', 0):.2f}]")
+    counts = [("both ✓", "both_correct"), ("both ✗", "both_incorrect"), ("judge-only ✓", "judge_only_correct"),
+              ("human-only ✓", "human_only_correct")]
+    if all(f"judge_human/{key}" in metrics for _, key in counts):
+        text += " · " + ", ".join(f"{label} {int(metrics[f'judge_human/{key}'])}" for label, key in counts)
+    return text
 
 
 def _verdict_text(record: dict[str, str]) -> Text:
