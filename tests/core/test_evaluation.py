@@ -175,7 +175,8 @@ def test_benchmark_azure_model_and_judge(tmp_path: Path, azure, tracking: str) -
                           keep_default_na=False)
     assert list(results.columns) == ["row", "question", "reference", "llm_answer", "model", "judge_verdict",
                                      "judge_rationale", "judge_error", "exact_match", "contains_reference",
-                                     "latency_s", "answer_error"]
+                                     "latency_s", "answer_error", "trace_id"]
+    assert results["trace_id"].str.startswith("tr-").all()
     assert results["row"].tolist() == [str(i) for i in range(1, len(QUESTIONS) + 1)]
     assert results["judge_verdict"].tolist() == ["incorrect", "correct"] * (len(QUESTIONS) // 2)
     assert results["judge_rationale"][1].startswith("The claim is supported")
