@@ -3,7 +3,7 @@
 Used by the Grade pane's stats line, `proctor grade --stats` (one line per judge that judged the file) and the
 metrics a run carries once human verdicts are synced to MLflow (`run_metrics`).
 
-- Agreement is a share of rows: its 95% interval is Wilson's (`core.grading.wilson_interval`).
+- Agreement is a share of rows: its 95% interval is Wilson's (`core.stats.wilson_interval`).
 - Kappa's 95% interval uses the large-sample standard error of Cohen (1960),
   SE = sqrt(p_o (1 - p_o) / (n (1 - p_e)^2)), clipped to [-1, 1]: simple, and honest enough for the tens to
   hundreds of rows a person grades (statistics-facts.md: "the large-sample SE" or a bootstrap).
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.grading import CORRECT, INCORRECT, Z_95, wilson_interval
+from core.grading import CORRECT, INCORRECT
+from core.stats import Z_95, wilson_interval
 
 if TYPE_CHECKING:
     import pandas as pd

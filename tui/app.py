@@ -161,6 +161,17 @@ class ProctorApp(App[None]):
         """An evaluation run ended in the app: the Runs pane lists it without waiting for `r`."""
         self.query_one(RunsPane).action_reload()
 
+    def lend_to_evaluation(self, path: str) -> bool:
+        """An evaluation of `path` starts: the Grade pane lets go of the file it writes into, if it has it open."""
+        from pathlib import Path
+
+        stem = f"{Path(path).stem}.answers."  # a benchmark's answers file: STEM.answers.MODEL.csv
+        return self.query_one(GradePane).lend_file(path, stem, "an evaluation in this Proctor (Evaluate pane)")
+
+    def evaluation_done(self) -> None:
+        """The evaluation ended: the Grade pane writes its file again (reloaded with the judge's columns)."""
+        self.query_one(GradePane).take_back()
+
     def show_run(self, run_id: str) -> None:
         """Show the Runs pane with `run_id` opened."""
         self.action_show_pane("runs")

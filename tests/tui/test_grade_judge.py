@@ -45,7 +45,7 @@ def test_grade_pane_shows_the_judge_and_blind_mode_hides_it(tmp_path: Path) -> N
         app = ProctorApp(pane="grade", grade_path=str(path), warm_up=False)
         async with app.run_test(size=(100, 30)) as pilot:
             pane = app.query_one(GradePane)
-            await wait_for(pilot, lambda: pane.session is not None)
+            await wait_for(pilot, lambda: pane.session is not None, timeout=60)
             judge = pane.query_one("#grade-judge", Static)
             assert judge.display
             shown = _text(judge)
@@ -86,8 +86,13 @@ def test_the_course_loop_in_the_app(tmp_path: Path, openai_env, monkeypatch: pyt
     (tmp_path / "answers.csv").write_text(ANSWERS, encoding="utf-8")
 
     async def scenario() -> None:
-        app = ProctorApp(pane="evaluate", warm_up=False)
+        # The answers file is open in the Grade pane (which writes it) before the evaluation: it lends it.
+        app = ProctorApp(pane="grade", grade_path="answers.csv", warm_up=False)
         async with app.run_test(size=(120, 40)) as pilot:
+            grade = app.query_one(GradePane)
+            await wait_for(pilot, lambda: grade.session is not None, timeout=30)
+            assert not grade.session.has_judge and grade.locked is None
+            await pilot.press("f4")
             evaluate = app.query_one(EvaluatePane)
             evaluate.query_one("#eval-path", Input).value = "answers.csv"
             evaluate.query_one("#eval-judge", Input).value = "openai:/gpt-4.1-nano"
@@ -97,8 +102,9 @@ def test_the_course_loop_in_the_app(tmp_path: Path, openai_env, monkeypatch: pyt
             assert "written into" in _text(evaluate.query_one("#eval-summary", Static))
 
             await pilot.press("ctrl+t")  # grade it, with the judge beside you
-            grade = app.query_one(GradePane)
-            await wait_for(pilot, lambda: grade.session is not None, timeout=30)
+            await wait_for(pilot, lambda: grade.session.has_judge and grade.locked is None and not grade.saving,
+                           timeout=30)
+            assert app.query_one("#panes").active == "grade"
             assert "It is Paris" in _text(grade.query_one("#grade-answer", Static))
             assert "supported" in _text(grade.query_one("#grade-judge", Static))
             await pilot.press("y")

@@ -89,6 +89,7 @@ def _stats(path: str, as_json: bool) -> int:
     from core.agreement import describe, judge_reports
     from core.feedback import pending_in_frame
     from core.grading import GradingSession, format_stats
+    from core.safety import one_line
 
     with GradingSession(path, read_only=True) as session:
         stats = session.stats()
@@ -104,28 +105,24 @@ def _stats(path: str, as_json: bool) -> int:
         for report in reports:
             chance = {True: "more than chance", False: "not clearly more than chance", None: ""}[report.beyond_chance]
             run = f" (run {report.run_id[:8]})" if report.run_id else ""
-            print(f"  {safe(report.judge)}{run}: {describe(report.stats)}" + (f"; {chance}" if chance else ""))
+            print(f"  {one_line(report.judge)}{run}: {describe(report.stats)}" + (f"; {chance}" if chance else ""))
     if unsent:
         print(f"not in MLflow yet: {unsent} verdict(s) (`proctor grade {path} --sync` sends them)")
     for note in notes:
-        print(f"proctor: warning: {safe(note)}", file=sys.stderr)
+        print(f"proctor: warning: {one_line(note)}", file=sys.stderr)
     return 0
-
-
-def safe(text: object) -> str:
-    """Untrusted text (a judge's name, an MLflow error) on one line, with no terminal control characters."""
-    return "".join(ch if ch.isprintable() else " " for ch in str(text))
 
 
 def _sync(path: str) -> int:
     from core.feedback import sync_file
+    from core.safety import one_line
 
     report = sync_file(path)
     if report.sent or report.already or not report.failed:
         print(f"{report.sent} verdict(s) sent to MLflow, {report.already} already there"
               + (f"; metrics updated on run(s) {', '.join(r[:8] for r in report.runs)}" if report.runs else ""))
     if report.failed:
-        print(f"proctor: error: {report.failed} verdict(s) not sent, MLflow unreachable ({safe(report.error)}): they "
-              "stay pending; run --sync again later", file=sys.stderr)
+        print(f"proctor: error: {report.failed} verdict(s) not sent, MLflow unreachable "
+              f"({one_line(report.error)}): they stay pending; run --sync again later", file=sys.stderr)
         return 1
     return 0

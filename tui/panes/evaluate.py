@@ -82,6 +82,7 @@ class EvaluatePane(Vertical):
         self.run_id: str | None = None
         self.answers_file: str | None = None
         self._path: str | None = None
+        self._lent = False
         self._cancel: threading.Event | None = None
         self._started_at: float | None = None
         self._last_progress: EvaluatePane.ProgressReported | None = None
@@ -218,6 +219,9 @@ class EvaluatePane(Vertical):
         self._show_live(True)
         self._status(Text(f"Evaluating {one_line(path)}", style="bold"))
         self._show_progress("starting…")
+        # The judge's columns go into the answers file: a Grade pane writing it lets go until the end.
+        lend = getattr(self.app, "lend_to_evaluation", None)
+        self._lent = bool(lend(path)) if callable(lend) else False
         self.evaluate(path, model, judge, scorers, self._cancel, fresh)
 
     @work(thread=True, exclusive=True, group="evaluate")
@@ -311,6 +315,7 @@ class EvaluatePane(Vertical):
 
         summary = message.summary
         self._cancel = None
+        self._give_back()
         self.run_id = summary.run_id
         self.answers_file = str(summary.answers_file) if summary.answers_file else self._path
         self._set_running(False)
@@ -349,6 +354,7 @@ class EvaluatePane(Vertical):
 
         result = message.result
         self._cancel = None
+        self._give_back()
         first = result.summaries[0]
         self.run_id = first.run_id
         self.answers_file = str(first.answers_file) if first.answers_file else self._path
@@ -382,9 +388,15 @@ class EvaluatePane(Vertical):
         if callable(runs):
             runs(first.run_id)
 
+    def _give_back(self) -> None:
+        if self._lent:
+            self._lent = False
+            self.app.evaluation_done()
+
     def on_evaluate_pane_evaluation_failed(self, message: EvaluationFailed) -> None:
         self._cancel = None
         self.query_one("#eval-bar", ProgressBar).display = False  # an idle bar would pulse forever
+        self._give_back()
         self._set_running(False)
         if message.cancelled:
             self._show_progress(Text.assemble(("cancelled", "bold yellow"), f": {shown(message.error)}"))

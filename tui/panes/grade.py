@@ -196,6 +196,8 @@ class GradePane(Vertical, can_focus=True):
 
     def open_file(self, path: str) -> None:
         """Open `path` (an answers CSV) in the pane; errors show in the pane, never as a traceback."""
+        if self._deferred(self.open_file, path):
+            return
         if self.session is not None and not self.session.read_only and \
                 os.path.realpath(path) == os.path.realpath(self.session.path):
             self.action_reload()  # already open and written here: read it again, keeping our lock
@@ -635,7 +637,33 @@ class GradePane(Vertical, can_focus=True):
                 self.current = self.session.next_ungraded()
             if self.table_mode:
                 self._build_table()
+            self._start_feedback()
         self._render_all()
+
+    def lend_file(self, path: str, stem: str, who: str) -> bool:
+        """Let another writer in this Proctor write the open file (an evaluation writing the judge's columns into
+        it): the pane turns read-only until `take_back()`. `path` is the file it writes, or, for a benchmark, the
+        file whose name starts with `stem` (its answers file). True when the pane's file was lent."""
+        from pathlib import Path
+
+        s = self.session
+        if s is None or self.locked is not None:
+            return False
+        mine = s.path.resolve()
+        target = Path(path).resolve()
+        if mine != target and not (mine.parent == target.parent and mine.name.startswith(stem)):
+            return False
+        self._stop_feedback()
+        s.close()  # after any save in flight: the save worker holds no lock of its own
+        self.locked = who
+        self.lock_free = False
+        self._render_status()
+        return True
+
+    def take_back(self) -> None:
+        """The writer the file was lent to is done: write it again, reloaded with what that writer wrote."""
+        if self.session is not None and self.locked is not None:
+            self.action_take_over()
 
     # -- modes
 
