@@ -115,6 +115,16 @@ class FeedbackClient:
 
         self.tracking_uri = tracking_uri or configure_mlflow()
         self.grader = grader or grader_id()
+        if self.tracking_uri.split(":", 1)[0].lower() in ("http", "https") and tracking_uri is None:
+            # A server that is down: one bounded request (3 s) says so, where MLflow's own client would retry
+            # for minutes.
+            from core.errors import ProctorError
+            from core.store import check_store
+
+            try:
+                check_store(writable=True)
+            except ProctorError as error:
+                raise MlflowUnavailable(str(error)) from None
         try:
             from mlflow.tracing.client import TracingClient
             from mlflow.tracking import MlflowClient

@@ -96,7 +96,10 @@ def test_stats_for_every_judge_that_judged_the_file(answers: Path, capsys: pytes
 def test_sync_sends_pending_verdicts_and_says_when_mlflow_is_down(answers: Path, tracking: str,
                                                                    monkeypatch: pytest.MonkeyPatch,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    summary = evaluate_file(answers, judge="openai:/gpt-4.1-nano")
+    assert main(["evaluate", str(answers), "--judge", "openai:/gpt-4.1-nano", "-q"]) == 0  # the CLI, this time
+    assert f"judge's verdicts written into {answers}" in capsys.readouterr().out
+    run_id = read_table(answers)["run_id"][0]
+    assert read_table(answers)["judge_verdict"].tolist() == HUMAN
     _grade(answers, ["correct", "incorrect"])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -113,7 +116,7 @@ def test_sync_sends_pending_verdicts_and_says_when_mlflow_is_down(answers: Path,
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
     assert main(["grade", str(answers), "--sync"]) == 0
     assert "2 verdict(s) sent to MLflow" in capsys.readouterr().out
-    human = _human_values(summary.run_id)
+    human = _human_values(run_id)
     assert human["Capital of France?"] == ["yes"] and human["Capital of Italy?"] == ["no"]
     assert human["Capital of Peru?"] == []
     assert main(["grade", str(answers), "--sync"]) == 0

@@ -98,10 +98,10 @@ def test_the_course_loop_in_the_app(tmp_path: Path, openai_env, monkeypatch: pyt
             evaluate.query_one("#eval-judge", Input).value = "openai:/gpt-4.1-nano"
             await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: not evaluate.running, timeout=120)
-            assert evaluate.judged_file is not None, _text(evaluate.query_one("#eval-progress", Static))
+            assert evaluate.answers_file is not None, _text(evaluate.query_one("#eval-progress", Static))
             assert "written into" in _text(evaluate.query_one("#eval-summary", Static))
 
-            await pilot.press("ctrl+t")  # grade it, with the judge beside you
+            await pilot.press("ctrl+d")  # grade it, with the judge beside you
             await wait_for(pilot, lambda: grade.session.has_judge and grade.locked is None and not grade.saving,
                            timeout=30)
             assert app.query_one("#panes").active == "grade"
@@ -121,3 +121,30 @@ def test_the_course_loop_in_the_app(tmp_path: Path, openai_env, monkeypatch: pyt
     judge = [a for a in info.assessments if a.name == "correctness" and str(a.source.source_type) == "LLM_JUDGE"]
     assert [(a.value, a.source.source_id) for a in human] == [("yes", "grader-1")]
     assert [a.value for a in judge] == ["yes"]
+
+
+def test_h_on_a_run_grades_its_rows(tmp_path: Path, openai_env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """`h` in the Runs pane: the run's rows open in the Grade pane (here from its results: the file moved away)."""
+    from core.evaluation import evaluate_file
+    from tui.panes.runs import RunsPane
+
+    openai_env.behaviour.responder = responder
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    (tmp_path / "answers.csv").write_text(ANSWERS, encoding="utf-8")
+    summary = evaluate_file(tmp_path / "answers.csv", judge="openai:/gpt-4.1-nano")
+    (tmp_path / "answers.csv").rename(tmp_path / "elsewhere.csv")
+
+    async def scenario() -> None:
+        app = ProctorApp(pane="runs", warm_up=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            runs = app.query_one(RunsPane)
+            await wait_for(pilot, lambda: runs.loaded and runs.highlighted_run_id() == summary.run_id, timeout=60)
+            await pilot.press("h")
+            grade = app.query_one(GradePane)
+            await wait_for(pilot, lambda: grade.session is not None, timeout=60)
+            assert grade.session.path.name == f"gpt-4.1-mini.{summary.run_id[:8]}.graded.csv"
+            assert app.query_one("#panes").active == "grade"
+            assert "supported" in _text(grade.query_one("#grade-judge", Static))
+            assert set(grade.session.frame["run_id"]) == {summary.run_id}
+
+    asyncio.run(scenario())

@@ -231,6 +231,9 @@ def print_summary(summary) -> None:  # noqa: ANN001 - core.evaluation.Evaluation
         print(f"results: {summary.output}")
     if summary.answers_file and summary.answers_file != summary.output:
         print(f"answers: {summary.answers_file}")
+    if summary.judged_file:
+        synced = f"; {summary.human_synced} human verdict(s) sent to the run" if summary.human_synced else ""
+        print(f"judge's verdicts written into {summary.judged_file}{synced} (`proctor grade` shows them)")
     print(f"experiment: {summary.experiment}  ({mask_url(summary.tracking_uri)})")
     print(f"run: {summary.run_name}")
     print(f"run id: {summary.run_id}")
