@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import InputError
+from core.errors import InputError, ProctorError
 from core.grading import SYNCED_COLUMN as SYNC_COLUMN
 
 if TYPE_CHECKING:
@@ -49,6 +49,8 @@ def record_judgements(path: str | os.PathLike[str], results: pd.DataFrame, quest
         lock.acquire(wait=LOCK_WAIT_S)
     except FileLockedError as error:
         return f"the judge's verdicts were not written into {path.name}: {error}; they are in the run"
+    except ProctorError as error:  # a read-only folder, say: the run is logged all the same
+        return f"the judge's verdicts were not written into {path.name} ({error}); they are in the run"
     try:
         try:
             frame = read_table(path)
@@ -59,7 +61,10 @@ def record_judgements(path: str | os.PathLike[str], results: pd.DataFrame, quest
             return (f"{path.name} changed while it was judged (its rows are not the ones judged): the judge's "
                     "verdicts were not written into it; they are in the run")
         frame = apply_judgements(frame, results, run_id, judge)
-        write_csv_atomic(frame, path)
+        try:
+            write_csv_atomic(frame, path)
+        except (ProctorError, OSError) as error:
+            return f"the judge's verdicts were not written into {path.name} ({error}); they are in the run"
     finally:
         lock.release()
     return None
