@@ -101,8 +101,10 @@ class ProctorApp(App[None]):
 
     def focus_pane(self, pane: str) -> None:
         """Give the keyboard to the pane's main widget, so its keys work at once."""
-        tab = self.query_one(f"#{pane}", TabPane)
-        for child in tab.children:
+        found = self.screen.query(f"#{pane}")
+        if not found or not isinstance(found.first(), TabPane):
+            return  # the app is closing (the panes are gone), or another screen is on top
+        for child in found.first().children:
             focus = getattr(child, "focus_default", None)
             if callable(focus):
                 focus()
