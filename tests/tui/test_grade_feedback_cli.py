@@ -129,6 +129,7 @@ def test_grade_a_run_from_its_answers_file_or_from_its_results(answers: Path, tm
     summary = evaluate_file(answers, judge="openai:/gpt-4.1-nano")
     opened: list[str] = []
     monkeypatch.setattr("tui.app.ProctorApp.run", lambda app: opened.append(app.grade_path))
+    monkeypatch.setattr("tui.quick_exit.exit_process", lambda code: None)  # os._exit would end pytest itself
 
     assert main(["grade", "--run", summary.run_id[:8]]) == 0
     assert opened == [str(answers.resolve())]  # the run's own answers file, still here
