@@ -45,6 +45,7 @@ def test_sample_from_the_command_line_opens_the_app_on_it(tmp_path: Path, monkey
         opened.update(pane=app.initial_pane, path=app.grade_path, blind=app.grade_blind)
 
     monkeypatch.setattr("tui.app.ProctorApp.run", fake_run)
+    monkeypatch.setattr("tui.quick_exit.exit_process", lambda code: None)  # os._exit would end pytest itself
     assert main(["grade", str(path), "--sample", "5", "--seed", "1", "--blind"]) == 0
     assert opened == {"pane": "grade", "path": str(path), "blind": True}
     assert sum(1 for cell in read_table(path)["human_sample"] if cell) == 5
@@ -72,6 +73,7 @@ def test_a_different_sample_is_refused(tmp_path: Path, capsys: pytest.CaptureFix
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     path = answers_csv(tmp_path / "a.csv")
     monkeypatch.setattr("tui.app.ProctorApp.run", lambda app: None)
+    monkeypatch.setattr("tui.quick_exit.exit_process", lambda code: None)  # os._exit would end pytest itself
     assert main(["grade", str(path), "--sample", "5", "--seed", "1"]) == 0
     assert main(["grade", str(path), "--sample", "5", "--seed", "2"]) == 2
     assert "already holds a sample of 5 rows" in capsys.readouterr().err
