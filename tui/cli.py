@@ -131,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:  # pragma: no cover - the console script
+    from tui import quick_exit
+
+    quick_exit.arm()
     sys.exit(main())
 
 

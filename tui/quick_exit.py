@@ -70,8 +70,20 @@ def install() -> None:
     asyncio.get_running_loop().set_default_executor(WorkerExecutor())
 
 
+_armed = False  # set by the console script only: `main()` called in-process (tests, a notebook) must return
+
+
+def arm() -> None:
+    """Allow `exit_process` to end the process: called by the `proctor` entry point, never by `main()`."""
+    global _armed
+    _armed = True
+
+
 def exit_process(code: int) -> None:
     """End the process now that the app has closed: the exit handlers run, then no interpreter teardown.
+
+    Does nothing unless `arm()` was called: in-process callers of `tui.cli.main` (a test run) would otherwise be
+    ended with them, silently, with status `code`.
 
     Tearing down the interpreter after the app (collecting every module of textual, openai, pandas, mlflow) took
     seconds on a loaded machine, with the terminal already handed back but no prompt. Everything that must happen

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tui import quick_exit
 from tui.quick_exit import WorkerExecutor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,8 +69,16 @@ def test_an_app_whose_worker_is_stuck_still_exits_and_runs_its_exit_handlers(tmp
                 never.wait()  # an import or an evaluation that is not done when the user quits
 
         StuckApp().run(headless=True)
+        quick_exit.arm()
         quick_exit.exit_process(0)
     """))
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert marker.read_text() == "yes"
+
+
+def test_exit_process_returns_unless_the_console_script_armed_it(monkeypatch) -> None:  # noqa: ANN001
+    # main() called in-process (this test run, a notebook) must never be ended by the app's quick exit.
+    monkeypatch.setattr(quick_exit, "_armed", False)
+    quick_exit.exit_process(0)  # returns: were it to end the process, pytest would stop here with status 0
+    assert quick_exit._armed is False
