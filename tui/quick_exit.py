@@ -89,6 +89,8 @@ def exit_process(code: int) -> None:
     seconds on a loaded machine, with the terminal already handed back but no prompt. Everything that must happen
     at exit is an `atexit` handler (child servers stopped, logs flushed): they run here, in order, then `os._exit`.
     """
+    if not _armed:
+        return
     import atexit
     import os
     import sys
