@@ -495,6 +495,7 @@ def evaluate_file(
                 timings=timings, warnings=warnings, started=started, extra_tags=dict(tags or {}), reuse=not fresh,
             )
         except StoreError as error:
+            _verdicts_into_answers(error, table, rows, judge_setup)
             raise _keep_verdicts(error, frame, out_path, scrub) from None
     if table.answers_file is not None:
         _judgements_into_file(summary, table, rows)
@@ -584,6 +585,20 @@ def _read_input(path: Path, model: str | None, settings: Settings) -> _Table:
                   [w for w in bench.warnings if "no reference" not in w], answered_now=True)
 
 
+def _verdicts_into_answers(error: Any, table: _Table, rows: list[_Row], judge_setup: JudgeSetup | None) -> None:
+    """The store failed mid-run: the verdicts obtained go into the answers file all the same (as after a run that
+    finished), so that the same command run again judges only the rows still missing one."""
+    from core.judgements import record_judgements
+
+    results = getattr(error, "results", None)
+    if table.answers_file is None or results is None or judge_setup is None or not len(results):
+        return
+    warning = record_judgements(table.answers_file, results, [r.question for r in rows], table.question_col,
+                                error.run_id, judge_setup.uri)
+    if not warning:
+        error.kept_in = table.answers_file
+
+
 def _keep_verdicts(error: Any, frame: pd.DataFrame, out: Path | None, scrub: Callable[[object], str]) -> Any:
     """The store failed mid-run: write the verdicts obtained to `-o` (when given) and say where they are."""
     results = getattr(error, "results", None)
@@ -598,6 +613,8 @@ def _keep_verdicts(error: Any, frame: pd.DataFrame, out: Path | None, scrub: Cal
             where.append(str(out))
         except (OSError, ProctorError) as write_error:
             where.append(f"not {out} ({write_error})")
+    if getattr(error, "kept_in", None) is not None:
+        where.insert(0, f"{error.kept_in} (run the same command again to judge only the rest)")
     if error.run_id:
         where.append(f"run {error.run_id}'s results.csv, if the store took it")
     error.args = (f"{error}; {judged} verdict(s) obtained are kept: {'; '.join(where) or 'nowhere'}",)

@@ -432,8 +432,9 @@ def test_a_store_locked_mid_run_keeps_every_verdict(tmp_path: Path, azure, track
         state["done"] = True
         holder.join()
     assert state["locked_during_run"], "the lock came too late: the test proved nothing"
-    kept = read_table(out)
-    assert len(kept) == len(QUESTIONS) and (kept["judge_verdict"] == "correct").all()
+    for place in (out, answers):  # -o, and the answers file judged (whence a re-run reuses them)
+        kept = read_table(place)
+        assert len(kept) == len(QUESTIONS) and (kept["judge_verdict"] == "correct").all(), place
 
 
 def test_a_rerun_judges_only_the_rows_missing_a_verdict(tmp_path: Path, azure, tracking: str) -> None:  # noqa: ANN001
@@ -449,3 +450,12 @@ def test_a_rerun_judges_only_the_rows_missing_a_verdict(tmp_path: Path, azure, t
     assert summary.results["judge_rationale"].tolist()[:5] == ["checked before"] * 5
     evaluate_file(answers, judge=judge, experiment="rerun", fresh=True)
     assert _judge_calls(azure) == 3 + len(QUESTIONS)
+
+
+def test_verdicts_written_after_a_run_are_reused_by_the_next(tmp_path: Path, azure, tracking: str) -> None:  # noqa: ANN001
+    answers = _answers_file(tmp_path / "answers.csv", QUESTIONS[:3])
+    evaluate_file(answers, judge="azure:/gpt-4.1-nano", experiment="reuse")
+    assert _judge_calls(azure) == 3  # the judge's columns are now in answers.csv
+    again = evaluate_file(answers, judge="azure:/gpt-4.1-nano", experiment="reuse")
+    assert _judge_calls(azure) == 3 and again.metrics["accuracy"] == 1.0
+    assert any("3 verdict(s) by azure:/gpt-4.1-nano reused" in w for w in again.warnings)
