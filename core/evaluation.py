@@ -49,6 +49,7 @@ from core.scorers import (
     needs_judge,
     parse_scorers,
 )
+from core.store import temporary_environ
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -172,20 +173,6 @@ def _p95(values: list[float]) -> float | None:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
 
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration (process-wide: callers hold MLFLOW_LOCK)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 @contextlib.contextmanager
@@ -805,7 +792,8 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                 kept = _KeptVerdicts()
                 result = None
                 try:
-                    with _environ(mlflow_env), _progress_hook(on_row), kept.hooked(), scrubbed_assessments(scrub):
+                    with temporary_environ(mlflow_env), _progress_hook(on_row), kept.hooked(), \
+                            scrubbed_assessments(scrub):
                         result = mlflow.genai.evaluate(data=data, scorers=scorer_objs)
                 except (MlflowException, OSError) as error:
                     if not kept.active:

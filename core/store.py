@@ -340,6 +340,14 @@ def _check_http(uri: str, experiment: str | None) -> str | None:
 def bounded_http(timeout: int = CHECK_TIMEOUT_S) -> Iterator[None]:
     """MLflow's HTTP requests without retries and with a short timeout, for the duration (hold MLFLOW_LOCK)."""
     values = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(timeout))}
+    with temporary_environ(values):
+        yield
+
+
+@contextlib.contextmanager
+def temporary_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration, then put back what was there (process-wide: MLflow reads its
+    settings from the environment, so callers hold MLFLOW_LOCK)."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
