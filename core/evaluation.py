@@ -101,6 +101,8 @@ class EvaluationProgress:
     errors: int = 0
     elapsed_s: float = 0.0
     message: str = ""
+    correct: int = 0  # while judging: rows the judge has called correct so far, of `scored` with a verdict
+    scored: int = 0
 
 
 @dataclass
@@ -247,6 +249,14 @@ class _KeptVerdicts:
         with self._lock:
             self._rows.setdefault(key, []).append(row)
 
+    def tally(self, name: str) -> tuple[int, int]:
+        """(correct, scored): how many rows scorer `name` has called correct so far, of those it gave a verdict,
+        for the running accuracy a live view shows while the judge works."""
+        with self._lock:
+            verdicts = [_verdict(row.get(f"{name}/value")) for rows in self._rows.values() for row in rows]
+        scored = [v for v in verdicts if v]
+        return sum(v == "correct" for v in scored), len(scored)
+
     def take(self, question: str, answer: str) -> dict[str, Any] | None:
         with self._lock:
             found = self._rows.get((question, answer))
@@ -386,9 +396,11 @@ def evaluate_file(
     cancel = cancel or threading.Event()
     path = Path(path)
 
-    def report(phase: str, done: int = 0, total: int = 0, errors: int = 0, message: str = "") -> None:
+    def report(phase: str, done: int = 0, total: int = 0, errors: int = 0, message: str = "", correct: int = 0,
+               scored: int = 0) -> None:
         if on_progress is not None:
-            on_progress(EvaluationProgress(phase, done, total, errors, time.perf_counter() - started, message))
+            on_progress(EvaluationProgress(phase, done, total, errors, time.perf_counter() - started, message,
+                                           correct, scored))
 
     report("reading", message=f"reading {path.name}")
     tracking = configure_mlflow()
@@ -781,9 +793,12 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                         n, judge_setup.mlflow_uri, timeout, local=judge_setup.uri.startswith("local:")))
                 judged = {"rows": 0}
 
+                primary = "correctness" if "correctness" in names else names[0]
+
                 def on_row(done: int, total: int) -> None:
                     judged["rows"] = done
-                    report("judging", done, total, message=f"judging {done}/{total}")
+                    correct, scored = kept.tally(primary)
+                    report("judging", done, total, message=f"judging {done}/{total}", correct=correct, scored=scored)
                     if cancel.is_set():
                         raise _Cancelled()
 

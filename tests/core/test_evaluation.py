@@ -459,3 +459,20 @@ def test_verdicts_written_after_a_run_are_reused_by_the_next(tmp_path: Path, azu
     again = evaluate_file(answers, judge="azure:/gpt-4.1-nano", experiment="reuse")
     assert _judge_calls(azure) == 3 and again.metrics["accuracy"] == 1.0
     assert any("3 verdict(s) by azure:/gpt-4.1-nano reused" in w for w in again.warnings)
+
+
+def test_judging_progress_reports_the_running_accuracy(tmp_path: Path, azure_env, monkeypatch) -> None:  # noqa: ANN001
+    from core.evaluation import evaluate_file
+
+    azure_env.behaviour.responder = responder
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    write_benchmark(tmp_path / "bench.csv")
+    seen = []
+    summary = evaluate_file(tmp_path / "bench.csv", model="azure:/gpt-4.1-mini", judge="azure:/gpt-4.1-nano",
+                            scorers="correctness", on_progress=seen.append)
+    judging = [p for p in seen if p.phase == "judging" and p.scored]
+    assert judging, "no judging progress carried a verdict count"
+    last = judging[-1]
+    assert 0 <= last.correct <= last.scored <= last.total
+    # The running figure ends where the run's own mean does (every row judged without error here).
+    assert last.correct / last.scored == pytest.approx(summary.metrics["correctness/mean"])

@@ -47,8 +47,16 @@ def test_evaluate_pane_runs_and_opens_the_run(tmp_path: Path, azure_env, monkeyp
             await pilot.press("ctrl+r")
             # The live view replaces the form at once, on the first screen.
             assert pane.query_one("#eval-live").display and not pane.query_one("#eval-form").display
-            await _wait_for(lambda: not pane.running)
+            running: list[str] = []
+
+            def finished() -> bool:
+                running.append(str(pane.query_one("#eval-progress", Static).render()))
+                return not pane.running
+
+            await _wait_for(finished)
             await pilot.pause()
+            # While the judge worked, the live view showed the running accuracy of the rows judged so far.
+            assert any("running accuracy" in line for line in running), running[-5:]
             summary = str(pane.query_one("#eval-summary", Static).render())
             phase = str(pane.query_one("#eval-phase", Static).render())
             keys = str(pane.query_one("#eval-keys", Static).render())

@@ -71,6 +71,8 @@ def _progress_printer(quiet: bool):  # noqa: ANN202 - a closure
         text = f"{progress.phase}"
         if progress.total:
             text += f" {progress.done}/{progress.total}"
+        if progress.scored:
+            text += f", running accuracy {100 * progress.correct / progress.scored:.0f}%"
         if progress.errors:
             text += f", {progress.errors} error(s)"
         text += f"  {progress.elapsed_s:.0f} s"

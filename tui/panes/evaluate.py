@@ -59,6 +59,8 @@ class EvaluatePane(Vertical):
         errors: int
         elapsed_s: float
         message: str = ""
+        correct: int = 0
+        scored: int = 0
 
     @dataclass
     class EvaluationFinished(Message):
@@ -238,7 +240,8 @@ class EvaluatePane(Vertical):
             if now - last["t"] < 0.1 and p.phase not in ("logging", "done"):
                 return  # at most ten screen updates a second
             last["t"] = now
-            self.post_message(self.ProgressReported(p.phase, p.done, p.total, p.errors, p.elapsed_s, p.message))
+            self.post_message(self.ProgressReported(p.phase, p.done, p.total, p.errors, p.elapsed_s, p.message,
+                                                   p.correct, p.scored))
 
         models = [m.strip() for m in (model or "").split(",") if m.strip()]
         try:
@@ -292,6 +295,8 @@ class EvaluatePane(Vertical):
             rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
             if rate > 0 and p.done < p.total:
                 details.append(f"  ·  {rate:.1f} rows/s  ·  ETA {(p.total - p.done) / rate:.0f} s")
+        if p.scored:
+            details.append(f"  ·  running accuracy {100 * p.correct / p.scored:.0f}% ({p.correct}/{p.scored})")
         if p.errors:
             details.append(f"  ·  {p.errors} error(s)", style="red")
         if p.message and not p.total:
