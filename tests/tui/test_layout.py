@@ -152,3 +152,55 @@ def test_path_suggestions_offer_csvs_and_folders_but_never_control_characters(tm
     assert csv_candidates("b", tmp_path) == ["bench.csv"]
     assert csv_candidates("runs/", tmp_path) == ["runs/b.csv"]
     assert csv_candidates("e", tmp_path) == []
+
+
+def _evaluate_pane_posting(message_for):  # noqa: ANN001, ANN202
+    """A run_before that puts the Evaluate pane in a state by posting it the message its worker would send."""
+
+    async def run_before(pilot) -> None:  # noqa: ANN001
+        pane = pilot.app.query_one(EvaluatePane)
+        await wait_for(pilot, lambda: pilot.app.focused is not None)
+        message = message_for(pane)
+        pane._status("Evaluating benchmark.csv")
+        pane._show_live(True)
+        pane._started_at = None  # elapsed time reads 0 s: the picture must not depend on the clock
+        pane._set_running(True)
+        pane.post_message(message)
+        await pilot.pause()
+        await _steady(pilot)
+
+    return run_before
+
+
+def test_evaluate_running_80x24(snap_compare, here: Path) -> None:
+    import threading
+
+    def progress(pane: EvaluatePane):  # noqa: ANN202
+        pane._cancel = threading.Event()  # a run in flight
+        return EvaluatePane.ProgressReported("judging", 12, 48, 1, 6.0, "judging 12/48", correct=10, scored=11)
+
+    assert snap_compare(ProctorApp(pane="evaluate", warm_up=False), terminal_size=(80, 24),
+                        run_before=_evaluate_pane_posting(progress))
+
+
+def test_evaluate_done_80x24(snap_compare, here: Path) -> None:
+    import pandas as pd
+
+    from core.evaluation import EvaluationSummary
+
+    summary = EvaluationSummary(
+        run_id="0123456789abcdef0123456789abcdef", experiment_id="1", experiment="proctor", run_name="gpt-4.1-mini",
+        tracking_uri="sqlite:///mlflow.db", model="azure:/gpt-4.1-mini", judge="azure:/gpt-4.1-nano",
+        scorers=["correctness", "exact_match"],
+        metrics={"rows": 48, "accuracy": 0.9375, "accuracy_ci_low": 0.832, "accuracy_ci_high": 0.979,
+                 "correctness/mean": 0.9375, "exact_match/mean": 0.5, "judge_errors": 0, "answer_errors": 0,
+                 "latency_mean_s": 0.8, "latency_p95_s": 1.4, "prompt_tokens": 960, "completion_tokens": 480},
+        results=pd.DataFrame({"row": [], "judge_error": []}), answers_file=here / "benchmark.answers.csv",
+        timings={"total_s": 21.5})
+
+    def finished(pane: EvaluatePane):  # noqa: ANN202
+        pane._cancel = None
+        return EvaluatePane.EvaluationFinished(summary)
+
+    assert snap_compare(ProctorApp(pane="evaluate", warm_up=False), terminal_size=(80, 24),
+                        run_before=_evaluate_pane_posting(finished))

@@ -22,6 +22,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
 from core.safety import one_line, printable, shown
@@ -33,7 +34,6 @@ PHASES = {
     "reading": "reading the CSV",
     "checking": "checking the MLflow store",
     "answering": "answering",
-    "store": "setting up the MLflow store",
     "store set-up": "setting up the MLflow store (once per machine)",
     "judging": "judging",
     "logging": "logging to MLflow",
@@ -148,6 +148,10 @@ class EvaluatePane(Vertical):
             note.update(Text(f"empty: {judge} (the default) · none: code scorers only"))
         else:
             note.update(Text("no default judge (PROCTOR_JUDGE): code scorers only unless you name one"))
+
+    def _shown(self) -> bool:
+        """True when this pane is the one on screen (its tab is the active one)."""
+        return all(node.display for node in self.ancestors_with_self if isinstance(node, Widget))
 
     def _status(self, text: str | Text) -> None:
         self.query_one("#eval-status", Static).update(text if isinstance(text, Text) else Text(text))
@@ -294,11 +298,11 @@ class EvaluatePane(Vertical):
                 details.append(f"rows {noun} {p.done}/{p.total}")
             rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
             if rate > 0 and p.done < p.total:
-                details.append(f"  ·  {rate:.1f} rows/s  ·  ETA {(p.total - p.done) / rate:.0f} s")
+                details.append(f" · {rate:.1f} rows/s · ETA {(p.total - p.done) / rate:.0f} s")
         if p.scored:
-            details.append(f"  ·  running accuracy {100 * p.correct / p.scored:.0f}% ({p.correct}/{p.scored})")
+            details.append(f" · running accuracy {100 * p.correct / p.scored:.0f}% ({p.correct}/{p.scored})")
         if p.errors:
-            details.append(f"  ·  {p.errors} error(s)", style="red")
+            details.append(f" · {p.errors} error(s)", style="red")
         if p.message and not p.total:
             details.append(printable(p.message))
         self.query_one("#eval-progress", Static).update(details)
@@ -347,7 +351,9 @@ class EvaluatePane(Vertical):
             text.append(f"\njudge's verdicts written into {one_line(summary.judged_file.name)}{synced}: Ctrl+D "
                         "grades it with the judge beside you")
         self.query_one("#eval-summary", Static).update(text)
-        untrusted.notify(self, f"Evaluation logged: run {summary.run_id[:8]}.")
+        self.query_one("#eval-bar", ProgressBar).display = False  # the summary says it is done
+        if not self._shown():  # the pane shows the summary itself; a toast is for someone on another pane
+            untrusted.notify(self, f"Evaluation logged: run {summary.run_id[:8]}.")
         runs = getattr(self.app, "run_logged", None)
         if callable(runs):
             runs(summary.run_id)
@@ -410,7 +416,7 @@ class EvaluatePane(Vertical):
         else:
             self._show_progress(Text.assemble(("failed", "bold red"), f": {shown(message.error)}"))
             self._status(Text("Evaluation failed: Esc goes back to the form.", style="red"))
-            if not self.region.area:  # the pane shows the error itself; a toast is for someone on another pane
+            if not self._shown():  # the pane shows the error itself; a toast is for someone on another pane
                 untrusted.notify(self, message.error, severity="error", timeout=8)
 
     # -- keys
