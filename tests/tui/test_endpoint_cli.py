@@ -103,7 +103,7 @@ def test_sighup_stops_answer_with_129_and_keeps_what_was_answered(openai_env, tm
     code, _, err = finish(process)
     assert code == 129, err
     assert "interrupted: kept" in err and "Traceback" not in err
-    assert (tmp_path / "bench.answers.gpt-4.1-mini.csv").exists()
+    assert (tmp_path / "bench.answers.openai-gpt-4.1-mini.csv").exists()
 
 
 def test_ask_given_an_empty_answer_exits_1(openai_env):
