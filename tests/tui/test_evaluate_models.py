@@ -49,7 +49,7 @@ def test_two_models_in_one_command(tmp_path: Path, azure_env, tracking: str,  # 
     assert azure_env.peak_in_flight <= 4 and all(i.status == 200 for i in azure_env.log), "one budget of 4"
 
     # Each model's answers file as `proctor answer` names it, and its -o results file.
-    for name in ("gpt-4.1-nano", "gpt-4.1-mini"):
+    for name in ("azure-gpt-4.1-nano", "azure-gpt-4.1-mini"):  # the provider is part of the name
         assert (tmp_path / f"bench.answers.{name}.csv").exists()
         assert (tmp_path / f"results.{name}.csv").exists()
     answer_calls = [i for i in azure_env.log if "<claim>" not in i.question]
