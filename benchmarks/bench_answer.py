@@ -1,14 +1,18 @@
-"""Answering a benchmark end to end: `answer_benchmark` (the code path of `proctor answer`) against the fake server.
+"""`proctor answer` end to end, as a user runs it: a real subprocess against the fake server (issue 14's "Answer").
 
-Default mode: N rows at a fixed latency and concurrency, --repeat runs in this process, then the same through a real
-`proctor answer` subprocess. It prints, per run, the wall time, the fixed start-up (reading, resuming, importing the
-SDK, before the first question is sent) and the answering time, then the medians and the ratio to the ideal
-(N x latency / concurrency). The issue's target: 200 rows, 100 ms, concurrency 16 -> wall <= 1.25 x ideal + start-up.
+Default: N rows (200) at a fixed latency (0.1 s) with `PROCTOR_CONCURRENCY` (16), --repeat runs. Each run prints
+- the whole command: from starting the process to its exit (interpreter, imports, reading, answering, saving);
+- time to the first request: until the fake server received the first question;
+- after the first request: the rest, and its ratio to the ideal N x latency / concurrency;
+- the machine's load (1-minute load average), since on a shared 2-core machine every figure moves with it;
+then the medians. The goals: whole command at most 3.0 s (median); after the first request at most 1.15x the
+ideal. The fake server runs in this process (in threads): its CPU is not the command's, as a real server's is not.
 
---rows 3000 mode: one `proctor answer` subprocess on that many rows; prints its wall time and peak memory (ru_maxrss
+--in-process adds `answer_benchmark` called in this process (no interpreter start, SDK already imported).
+--rows 3000 --memory: one `proctor answer` subprocess on that many rows; its wall time and peak memory (ru_maxrss
 of the child, from wait4).
 
-    python benchmarks/bench_answer.py [--rows 200] [--latency 0.1] [--concurrency 16] [--repeat 3]
+    python benchmarks/bench_answer.py [--rows 200] [--latency 0.1] [--concurrency 16] [--repeat 5]
     python benchmarks/bench_answer.py --rows 3000 --memory
 """
 
@@ -24,13 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from _server import fake_server  # noqa: E402
+from tests.fake_llm_server import Behaviour, FakeLLMServer  # noqa: E402
 
-from core.benchmark import answer_benchmark  # noqa: E402
-from core.config import Settings  # noqa: E402
+WHOLE_GOAL_S = 3.0
+AFTER_FIRST_GOAL = 1.15
 
 
 def write_benchmark(path: Path, rows: int, tag: str) -> Path:
@@ -42,19 +46,44 @@ def write_benchmark(path: Path, rows: int, tag: str) -> Path:
     return path
 
 
-def run_cli(root: str, path: Path, out: Path, concurrency: int) -> tuple[float, int, int]:
-    """(wall seconds, exit status, peak RSS in kB) of one `proctor answer` subprocess."""
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def run_cli(server: FakeLLMServer, path: Path, out: Path, concurrency: int) -> dict[str, float]:
+    """One `proctor answer` subprocess: wall, first-request and after-first times, exit status, peak RSS (kB)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROCTOR_", "OPENAI_", "AZURE_"))}
-    env.update(OPENAI_API_KEY="bench", OPENAI_BASE_URL=f"{root}/v1", PROCTOR_MAX_RETRIES="8",
-               PROCTOR_BACKOFF_BASE="0.05")
+    env.update(OPENAI_API_KEY="bench", OPENAI_BASE_URL=server.url, PROCTOR_CONCURRENCY=str(concurrency),
+               PROCTOR_MAX_RETRIES="8", PROCTOR_BACKOFF_BASE="0.05", PYTHONPATH=str(ROOT))
     command = [sys.executable, "-m", "tui.cli", "answer", str(path), "-o", str(out), "--model", "openai:/bench",
-               "--concurrency", str(concurrency), "--quiet"]
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, env=env)
+               "--quiet"]
+    server.reset()
+    started = time.monotonic()
+    proc = subprocess.Popen(command, env=env, cwd=path.parent)
     _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, proc.returncode, usage.ru_maxrss
+    ended = time.monotonic()
+    first = min((info.received for info in server.log), default=ended)
+    return {"wall": ended - started, "first": first - started, "after": ended - first,
+            "code": os.waitstatus_to_exitcode(status), "rss_kb": usage.ru_maxrss, "load": load(),
+            "requests": len(server.log)}
+
+
+def in_process(server: FakeLLMServer, work: Path, args: argparse.Namespace, ideal: float) -> None:
+    from core.benchmark import answer_benchmark
+    from core.config import Settings
+
+    settings = Settings(openai_api_key="bench", openai_base_url=server.url, max_retries=8, backoff_base=0.05)
+    answering = []
+    for run in range(args.repeat):
+        path = write_benchmark(work / f"inproc{run}.csv", args.rows, f"i{run}")
+        summary = answer_benchmark(path, work / f"inproc{run}.out.csv", model="openai:/bench",
+                                   concurrency=args.concurrency, settings=settings)
+        answering.append(summary.elapsed_s)
+        print(f"in-process run {run + 1}: start-up {summary.setup_s:.3f} s, answering {summary.elapsed_s:.3f} s "
+              f"({summary.elapsed_s / ideal:.2f}x); {summary.answered} answered, {summary.failed} failed; "
+              f"load {load():.2f}")
+    print(f"in-process answering, median of {args.repeat}: {statistics.median(answering):.3f} s "
+          f"= {statistics.median(answering) / ideal:.2f}x the ideal")
 
 
 def main() -> None:
@@ -62,55 +91,41 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--memory", action="store_true", help="only the subprocess run, with its peak memory")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--memory", action="store_true", help="only one subprocess run, with its peak memory")
+    parser.add_argument("--in-process", action="store_true", help="also time answer_benchmark in this process")
     args = parser.parse_args()
     ideal = args.rows * args.latency / args.concurrency
 
-    with fake_server(args.latency) as root, tempfile.TemporaryDirectory() as folder:
+    with FakeLLMServer(Behaviour(latency=args.latency), api_key=None) as server, \
+            tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        print(f"rows={args.rows} latency={args.latency}s concurrency={args.concurrency} cpus={os.cpu_count()}")
+        print(f"rows={args.rows} latency={args.latency}s PROCTOR_CONCURRENCY={args.concurrency} "
+              f"cpus={os.cpu_count()} ideal (N x latency / concurrency) {ideal:.3f} s; load {load():.2f}")
         if args.memory:
             path = write_benchmark(work / "bench.csv", args.rows, "mem")
-            wall, code, rss_kb = run_cli(root, path, work / "out.csv", args.concurrency)
-            print(f"proctor answer: {wall:.2f} s, exit {code}, peak memory (ru_maxrss) {rss_kb / 1024:.0f} MB")
-            print(f"ideal (N x latency / concurrency): {ideal:.2f} s")
+            run = run_cli(server, path, work / "out.csv", args.concurrency)
+            print(f"proctor answer: {run['wall']:.2f} s, exit {run['code']}, peak memory (ru_maxrss) "
+                  f"{run['rss_kb'] / 1024:.0f} MB; load {run['load']:.2f}")
             return
-
-        settings = Settings(openai_api_key="bench", openai_base_url=f"{root}/v1", max_retries=8, backoff_base=0.05)
-        walls, setups, answering = [], [], []
-        for run in range(args.repeat):
-            path = write_benchmark(work / f"bench{run}.csv", args.rows, f"r{run}")
-            started = time.perf_counter()
-            summary = answer_benchmark(path, work / f"out{run}.csv", model="openai:/bench",
-                                       concurrency=args.concurrency, settings=settings)
-            wall = time.perf_counter() - started
-            walls.append(wall)
-            setups.append(summary.setup_s)
-            answering.append(summary.elapsed_s)
-            print(f"run {run + 1}: wall {wall:.3f} s = start-up {summary.setup_s:.3f} s + answering "
-                  f"{summary.elapsed_s:.3f} s; {summary.answered} answered, {summary.failed} failed")
-        wall, setup, answer = (statistics.median(v) for v in (walls, setups, answering))
-        print(f"in-process, median of {args.repeat}: wall {wall:.3f} s, start-up {setup:.3f} s, "
-              f"answering {answer:.3f} s")
-        print(f"ideal (N x latency / concurrency): {ideal:.3f} s")
-        print(f"ratio answering / ideal: {answer / ideal:.2f}x   (target <= 1.25x)")
-        print(f"check: wall {wall:.3f} s <= 1.25 x ideal + start-up = {1.25 * ideal + setup:.3f} s: "
-              f"{'yes' if wall <= 1.25 * ideal + setup else 'NO'}")
-
-        # The same through the real command, start-up (interpreter, imports) measured on a one-row file.
-        one = write_benchmark(work / "one.csv", 1, "one")
-        cli_walls, cli_starts = [], []
-        for run in range(args.repeat):
-            start_wall, _, _ = run_cli(root, one, work / f"one{run}.csv", args.concurrency)
-            path = write_benchmark(work / f"cli{run}.csv", args.rows, f"c{run}")
-            cli_wall, code, _ = run_cli(root, path, work / f"cliout{run}.csv", args.concurrency)
-            cli_walls.append(cli_wall)
-            cli_starts.append(start_wall - args.latency)
-            print(f"proctor answer run {run + 1}: {cli_wall:.3f} s (exit {code}); one-row run {start_wall:.3f} s")
-        cli_wall, cli_start = statistics.median(cli_walls), statistics.median(cli_starts)
-        print(f"proctor answer, median of {args.repeat}: {cli_wall:.3f} s; fixed start-up (one-row run minus one "
-              f"latency) {cli_start:.3f} s; (wall - start-up) / ideal = {(cli_wall - cli_start) / ideal:.2f}x")
+        runs = []
+        for i in range(args.repeat):
+            path = write_benchmark(work / f"cli{i}.csv", args.rows, f"c{i}")
+            run = run_cli(server, path, work / f"cli{i}.out.csv", args.concurrency)
+            runs.append(run)
+            print(f"run {i + 1}: whole {run['wall']:.3f} s = first request at {run['first']:.3f} s + after it "
+                  f"{run['after']:.3f} s ({run['after'] / ideal:.2f}x ideal); exit {run['code']}, "
+                  f"{run['requests']} requests; load {run['load']:.2f}")
+        whole, first, after = (statistics.median(run[k] for run in runs) for k in ("wall", "first", "after"))
+        loads = [run["load"] for run in runs]
+        print(f"proctor answer, median of {args.repeat} (load {min(loads):.2f}-{max(loads):.2f}):")
+        verdict = "yes" if whole <= WHOLE_GOAL_S else "NO"
+        print(f"  whole command        {whole:.3f} s   (goal <= {WHOLE_GOAL_S} s: {verdict})")
+        print(f"  to the first request {first:.3f} s")
+        print(f"  after it             {after:.3f} s = {after / ideal:.2f}x the ideal {ideal:.3f} s "
+              f"(goal <= {AFTER_FIRST_GOAL}x: {'yes' if after / ideal <= AFTER_FIRST_GOAL else 'NO'})")
+        if args.in_process:
+            in_process(server, work, args, ideal)
 
 
 if __name__ == "__main__":

@@ -37,9 +37,10 @@ from core.llm import CallOptions, Engine, warm_up  # noqa: E402
 
 def timed_run(spec, options: CallOptions, n: int, label: str) -> tuple[float, int, int, Engine]:  # noqa: ANN001
     engine = Engine(spec, options)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     answers = engine.answer_all([(i, f"question {label}-{i}") for i in range(n)])
     wall = time.perf_counter() - started
+    engine.cpu_s = time.process_time() - cpu  # this process's CPU (the fake server runs in another)
     return wall, sum(a.ok for a in answers), sum(a.attempts for a in answers), engine
 
 
@@ -49,9 +50,11 @@ def throughput(args: argparse.Namespace) -> None:
         walls = []
         for run in range(args.repeat):
             options = CallOptions(concurrency=args.concurrency, max_retries=8, backoff_base=0.05)
-            wall, answered, attempts, _ = timed_run(spec, options, args.n, str(run))
+            wall, answered, attempts, engine = timed_run(spec, options, args.n, str(run))
             walls.append(wall)
-            print(f"run {run + 1}: {wall:.3f} s, {answered} answered, {args.n - answered} failed, {attempts} requests")
+            print(f"run {run + 1}: {wall:.3f} s, {answered} answered, {args.n - answered} failed, {attempts} requests, "
+                  f"CPU {engine.cpu_s:.3f} s ({1000 * engine.cpu_s / max(attempts, 1):.1f} ms a request); "
+                  f"load {os.getloadavg()[0]:.2f}")
     ideal = args.n * args.latency / args.concurrency
     median = statistics.median(walls)
     print(f"questions={args.n} latency={args.latency}s concurrency={args.concurrency} cpus={os.cpu_count()}")

@@ -34,7 +34,7 @@ from core.csvio import (
     REFERENCE_ALIASES,
     csv_line,
     find_column,
-    read_table,
+    read_rows,
     write_bytes_atomic,
     write_lines_atomic,
 )
@@ -140,25 +140,28 @@ def read_earlier(out: Path, journal: Path) -> Earlier:
     earlier = Earlier(out)
     if out.exists() and not (out.is_file() and out.stat().st_size == 0):  # an empty file holds nothing to keep
         earlier.exists = True
-        frame = read_table(out, rewrite=True)  # refused if it could only be read by replacing bytes
-        columns = [str(c) for c in frame.columns]
+        table = read_rows(out, rewrite=True)  # refused if it could only be read by replacing bytes
+        columns = table.columns
         if "llm_answer" not in columns:
             earlier.foreign = True
             return earlier
         inputs, earlier.extra_header = _split_header(columns)
-        for c in ANSWER_COLUMNS:
-            if c not in frame.columns:
-                frame[c] = ""
         question_col = earlier.question_col = find_column(inputs, QUESTION_ALIASES)
         reference_col = find_column(inputs, REFERENCE_ALIASES)
         earlier.has_reference = reference_col is not None
         earlier.header = [*columns, *(c for c in ANSWER_COLUMNS if c not in columns)]
-        questions = frame[question_col].tolist() if question_col else [""] * len(frame)
-        references = frame[reference_col].tolist() if reference_col else [""] * len(frame)
-        values = frame[ANSWER_COLUMNS].values.tolist()
-        extras = frame[earlier.extra_header].values.tolist() if earlier.extra_header else [[]] * len(frame)
-        cells = frame[earlier.header].values.tolist()
-        earlier.rows = [EarlierRow(k, list(v), list(x), list(c)) for k, v, x, c in
+        at = {name: i for i, name in enumerate(columns)}
+        rows = table.rows
+
+        def cells_of(names: list[str]) -> list[list[str]]:
+            # A column the file lacks (an answer column, in a file cut by hand) reads as empty cells.
+            where = [at.get(name) for name in names]
+            return [["" if k is None else row[k] for k in where] for row in rows]
+
+        questions = [row[at[question_col]] for row in rows] if question_col else [""] * len(rows)
+        references = [row[at[reference_col]] for row in rows] if reference_col else [""] * len(rows)
+        values, extras, cells = cells_of(ANSWER_COLUMNS), cells_of(earlier.extra_header), cells_of(earlier.header)
+        earlier.rows = [EarlierRow(k, v, x, c) for k, v, x, c in
                         zip(row_keys(questions, references), values, extras, cells, strict=True)]
     if journal.exists():
         _apply_journal(earlier, journal)

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,7 @@ from core.answers_file import (
     row_keys,
     write_backup,
 )
-from core.csvio import QUESTION_ALIASES, REFERENCE_ALIASES, find_column, read_csv
+from core.csvio import QUESTION_ALIASES, REFERENCE_ALIASES, find_column, read_rows
 from core.errors import InputError
 from core.filelock import FileLock
 
@@ -68,41 +69,55 @@ PROGRESS_INTERVAL_S = 0.1
 
 @dataclass
 class Benchmark:
-    """A benchmark read from a CSV: every cell a string, the question and reference columns found by alias."""
+    """A benchmark read from a CSV: every cell a string, the question and reference columns found by alias.
+
+    Held as plain lists, so that answering never imports pandas (about 1 s before the first question could leave);
+    `frame` makes the DataFrame for those who want one.
+    """
 
     path: Path
-    frame: pd.DataFrame
+    columns: list[str]
+    rows: list[list[str]]
     question_col: str
     reference_col: str | None
     warnings: list[str] = field(default_factory=list)
 
+    def column(self, name: str) -> list[str]:
+        at = self.columns.index(name)
+        return [row[at] for row in self.rows]
+
     @property
     def questions(self) -> list[str]:
-        return self.frame[self.question_col].tolist()
+        return self.column(self.question_col)
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        from core.csvio import to_frame
+
+        return to_frame(self.columns, self.rows)
 
 
-def is_answers_file(frame: pd.DataFrame) -> bool:
-    """True when `frame` is an answers file (it has the `llm_answer` column)."""
+def is_answers_file(frame: pd.DataFrame | Benchmark) -> bool:
+    """True when `frame` (or a benchmark) is an answers file (it has the `llm_answer` column)."""
     return "llm_answer" in frame.columns
 
 
 def load_benchmark(path: str | os.PathLike[str]) -> Benchmark:
-    """Read a benchmark CSV (see `core.csvio.read_table` for the variations it accepts).
+    """Read a benchmark CSV (see `core.csvio.read_rows` for the variations it accepts).
 
     Raises `InputError` for a missing, empty or binary file, or one without a question column. A missing reference
     column is allowed, with a warning: answering does not need it, grading and evaluation will.
     """
     path = Path(path)
-    read = read_csv(path)
-    frame = read.frame
-    columns = [str(c) for c in frame.columns]
+    read = read_rows(path)
+    columns = read.columns
     question_col = find_column(columns, QUESTION_ALIASES)
     if question_col is None:
         raise InputError(
             f"{path} has no question column (looked for {', '.join(QUESTION_ALIASES[:4])}; "
             f"found {', '.join(columns[:8])})"
         )
-    if frame.empty:
+    if not read.rows:
         raise InputError(f"{path} has a header but no rows")
     reference_col = find_column(columns, REFERENCE_ALIASES)
     warnings = list(read.warnings)
@@ -111,11 +126,12 @@ def load_benchmark(path: str | os.PathLike[str]) -> Benchmark:
             f"{path.name} has no reference answer column (answer, expected answer, reference, ground truth, ...): "
             "answering works, grading and evaluation will need one"
         )
-    empty = int((frame[question_col].str.strip() == "").sum())
+    bench = Benchmark(path=path, columns=columns, rows=read.rows, question_col=question_col,
+                      reference_col=reference_col, warnings=warnings)
+    empty = sum(1 for question in bench.questions if not question.strip())
     if empty:
         warnings.append(f"{empty} row(s) of {path.name} have an empty question: kept in the output, not sent")
-    return Benchmark(path=path, frame=frame, question_col=question_col, reference_col=reference_col,
-                     warnings=warnings)
+    return bench
 
 
 _UNSAFE_IN_NAMES = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')  # refused by Windows, or a path separator somewhere
@@ -243,8 +259,8 @@ class _Plan:
 
 def _input_columns(bench: Benchmark, warnings: list[str]) -> tuple[list[str], list[str]]:
     """The benchmark's columns that go into the output, and their names there."""
-    header = [str(c) for c in bench.frame.columns]
-    if is_answers_file(bench.frame):
+    header = list(bench.columns)
+    if is_answers_file(bench):
         # Answering an answers file again (another model, say): its answers, and the verdicts given on them, are
         # not this run's; only the columns before them are the questions'.
         header = header[:header.index("llm_answer")]
@@ -262,9 +278,8 @@ def _plan(bench: Benchmark, out: Path, model_uri: str, *, limit: int | None, fre
     """Read the earlier answers file at `out` (and its journal) and match its rows to the benchmark's by text."""
     warnings: list[str] = []
     header, out_header = _input_columns(bench, warnings)
-    frame = bench.frame
-    questions = frame[bench.question_col].tolist()
-    references = frame[bench.reference_col].tolist() if bench.reference_col else [""] * len(frame)
+    questions = bench.questions
+    references = bench.column(bench.reference_col) if bench.reference_col else [""] * len(questions)
     keys = row_keys(questions, references)
 
     try:
@@ -287,8 +302,8 @@ def _plan(bench: Benchmark, out: Path, model_uri: str, *, limit: int | None, fre
     def carried(cells: list[str]) -> list[str]:
         return [cells[k] for k in extra_at]
 
-    inputs = [[str(c) for c in row] for row in frame[header].values.tolist()[:n_rows]] if header else \
-        [[] for _ in range(n_rows)]
+    at = [bench.columns.index(name) for name in header]
+    inputs = [[row[k] for k in at] for row in bench.rows[:n_rows]]
     plan = _Plan(out=out, header=out_header, extra_header=extra_header, inputs=inputs, keys=keys[:n_rows],
                  values=[], extras=[], ask=[], earlier=earlier,
                  orphans=[row for row in orphans if earlier.loses_something(row)], replaced=[], warnings=warnings)

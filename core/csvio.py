@@ -1,6 +1,6 @@
 """CSV files as people really have them, and Proctor's own CSV files, read back exactly as they were written.
 
-Reading (`read_csv`, `read_table`) is faithful or refuses with one line naming the line:
+Reading (`read_rows`, and as a DataFrame `read_csv`, `read_table`) is faithful or refuses with one line naming the line:
 - encodings: UTF-8 with or without BOM, UTF-16 with BOM (Excel's "Unicode text"), files wholly in cp1252 or
   latin-1. A UTF-8 file with a few bytes that are not UTF-8 stays UTF-8: each bad byte becomes U+FFFD, a warning
   names the lines, and the file is never written back (`rewrite=True` refuses it: that would lose those bytes).
@@ -86,6 +86,22 @@ def unneutralise(value: str) -> str:
 
 
 # -- reading --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CsvRows:
+    """A CSV file as read, without pandas: unique column names, and every row as that many strings.
+
+    `ours` when it is one of Proctor's files (and was unescaped). `proctor answer` works on these, so that its first
+    request leaves before pandas (about 1 s to import) is loaded.
+    """
+
+    path: Path
+    columns: list[str]
+    rows: list[list[str]]
+    encoding: str
+    ours: bool
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -193,16 +209,14 @@ def _unique_names(header: list[str]) -> list[str]:
     return names
 
 
-def read_csv(path: str | os.PathLike[str], *, ours: bool | None = None, rewrite: bool = False) -> CsvFile:
-    """Read a CSV file faithfully, header row first (missing cells are "").
+def read_rows(path: str | os.PathLike[str], *, ours: bool | None = None, rewrite: bool = False) -> CsvRows:
+    """Read a CSV file faithfully, header row first (missing cells are ""), as lists of strings (no pandas).
 
     `ours`: unescape the cells (see the module docstring); by default, when the header has `llm_answer`.
     `rewrite=True`: the caller will write this file back, so a file that could only be read by replacing bytes
     with U+FFFD is refused instead of warned about. Raises `InputError` for a missing, empty, binary or malformed
     file, naming the line.
     """
-    import pandas as pd
-
     path = Path(path)
     text, encoding, bad_lines = _decode(_read_bytes(path), path)
     warnings = []
@@ -244,8 +258,22 @@ def read_csv(path: str | os.PathLike[str], *, ours: bool | None = None, rewrite:
         rows = [[unneutralise(cell) for cell in row] for row in rows]
     else:
         header = [cell.strip() for cell in header]  # ` question ` is `question`: a name, not a value
-    frame = pd.DataFrame([row[:width] for row in rows], columns=_unique_names(header[:width]), dtype=str)
-    return CsvFile(path=path, frame=frame, encoding=encoding, ours=ours, warnings=warnings)
+    return CsvRows(path=path, columns=_unique_names(header[:width]), rows=[row[:width] for row in rows],
+                   encoding=encoding, ours=ours, warnings=warnings)
+
+
+def to_frame(columns: list[str], rows: list[list[str]]) -> pd.DataFrame:
+    """A DataFrame of strings from `read_rows`' columns and rows."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=columns, dtype=str)
+
+
+def read_csv(path: str | os.PathLike[str], *, ours: bool | None = None, rewrite: bool = False) -> CsvFile:
+    """`read_rows` as a DataFrame of strings (see `read_rows` for what is accepted and refused)."""
+    table = read_rows(path, ours=ours, rewrite=rewrite)
+    return CsvFile(path=table.path, frame=to_frame(table.columns, table.rows), encoding=table.encoding,
+                   ours=table.ours, warnings=table.warnings)
 
 
 def read_table(path: str | os.PathLike[str], *, ours: bool | None = None, rewrite: bool = False) -> pd.DataFrame:

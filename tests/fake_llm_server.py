@@ -41,6 +41,7 @@ class RequestInfo:
     stream: bool
     status: int = 200
     api_version: str | None = None
+    received: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic), for benchmarks
 
 
 @dataclass
