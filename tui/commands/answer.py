@@ -57,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     parser.add_argument("--progress", action="store_true",
                         help="draw the progress bar even when stderr is not a terminal")
-    parser.set_defaults(func=run)
+    # Every answer is in OUT.csv (fsync'd) and the save thread joined when `run` returns: no teardown needed.
+    parser.set_defaults(func=run, quick_exit=True)
 
 
 def _duration(seconds: float | None) -> str:
