@@ -4,9 +4,10 @@
   fast, with one line naming `MLFLOW_TRACKING_URI` (credentials masked), when the store cannot serve:
   - a server that refuses connections, is not found, or accepts and never answers: MLflow's own HTTP client would
     retry for about 250 s (`MLFLOW_HTTP_REQUEST_MAX_RETRIES` 7, backoff factor 2, `MLFLOW_HTTP_REQUEST_TIMEOUT`
-    120 s), and importing mlflow alone takes 3-11 s on a loaded machine, so an HTTP store is asked with one stdlib
-    request bounded by `CHECK_TIMEOUT_S`; other stores go through MLflow's client with its HTTP retries turned off
-    for the check (`bounded_http`);
+    120 s), and importing mlflow alone takes 3-11 s on a loaded machine, so an HTTP store is asked with stdlib
+    requests: `/health` bounded by `CHECK_TIMEOUT_S`, then (the server being alive) the experiment, bounded by
+    `SERVER_ANSWER_TIMEOUT_S` since a server worker's first API request opens its store; other stores go through
+    MLflow's client with its HTTP retries turned off for the check (`bounded_http`);
   - a SQLite file that is not an MLflow store (MLflow would add its tables to it): it is opened read-only and left
     byte-identical; an empty or missing file is fine (MLflow creates its tables there);
   - a SQLite file that is corrupt, or not SQLite at all;
@@ -41,6 +42,10 @@ T = TypeVar("T")
 
 # Seconds one HTTP request of the check may wait for an answer (MLflow reads it as an int).
 CHECK_TIMEOUT_S = 3
+# Seconds a server that answered /health may take over the experiment query: each worker of `mlflow server` opens
+# its store on its first API request, seconds later than /health answers (6-7 s measured at load 14 on 2 cores,
+# over SQLite and PostgreSQL alike), so a live server must not be given up after CHECK_TIMEOUT_S.
+SERVER_ANSWER_TIMEOUT_S = 60
 DEFAULT_STORE_WAIT_S = 120.0
 SQLITE_MAGIC = b"SQLite format 3\x00"
 # Tables every MLflow SQL store has, whatever its schema version.
@@ -270,10 +275,13 @@ def _auth_headers() -> dict[str, str]:
 
 
 def _check_http(uri: str, experiment: str | None) -> str | None:
-    """Ask the server for the experiment with one bounded request (stdlib only: importing mlflow takes seconds).
+    """Ask the server for the experiment with bounded requests (stdlib only: importing mlflow takes seconds).
 
-    MLflow's own client would retry a dead server for about 250 s. Returns the experiment's lifecycle stage
-    ("active", "deleted") and id as "stage:id", or None when it does not exist or was not asked for.
+    First `/health`, within CHECK_TIMEOUT_S: a dead server (refused, unknown, or accepting and never answering)
+    is told apart in seconds, where MLflow's own client would retry for about 250 s. Then, the server being alive,
+    the experiment query within SERVER_ANSWER_TIMEOUT_S: a worker's first API request opens its store, seconds
+    after /health answers. Returns the experiment's lifecycle stage ("active", "deleted") and id as "stage:id", or
+    None when it does not exist or was not asked for.
     """
     import json
     import ssl
@@ -292,15 +300,44 @@ def _check_http(uri: str, experiment: str | None) -> str | None:
     # User info in the URL is not sent by MLflow either; a request URL must not carry it.
     netloc = parts.netloc.rpartition("@")[2]
     base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
-    url = f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name={quote(experiment or 'Default')}"
-    request = urllib.request.Request(url, headers={"Accept": "application/json", **_auth_headers()})
+    headers = {"Accept": "application/json", **_auth_headers()}
     context = None
     if parts.scheme == "https" and (os.environ.get("MLFLOW_TRACKING_INSECURE_TLS") or "").lower() == "true":
         context = ssl._create_unverified_context()  # the user asked MLflow not to verify this server
     unreachable = ("the MLflow tracking server cannot be reached ({}): start it, or point MLFLOW_TRACKING_URI at a "
                    "running one")
+
+    def failed(error: BaseException, timeout: int) -> ConfigError:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, socket.gaierror):
+            text = "host not found"
+        elif isinstance(reason, ConnectionRefusedError):
+            text = "connection refused"
+        elif isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            if timeout != CHECK_TIMEOUT_S:
+                return ConfigError(f"{where}: the MLflow tracking server is up (it answered /health) but did not "
+                                   f"answer an experiment query within {timeout} s: it is overloaded, or its "
+                                   "database is not answering")
+            text = f"no answer within {timeout} s"
+        elif isinstance(reason, ssl.SSLError):
+            text = f"TLS error: {reason}"
+        else:
+            text = getattr(reason, "strerror", None) or str(reason)
+        return ConfigError(f"{where}: {unreachable.format(text)}")
+
     try:
-        with urllib.request.urlopen(request, timeout=CHECK_TIMEOUT_S, context=context) as response:  # noqa: S310
+        # Any HTTP answer, even an error (a proxy without /health, a login page), shows the server is alive.
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/health", headers=headers),  # noqa: S310
+                                    timeout=CHECK_TIMEOUT_S, context=context) as response:
+            response.read(1 << 10)
+    except urllib.error.HTTPError:
+        pass
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise failed(error, CHECK_TIMEOUT_S) from None
+    url = f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name={quote(experiment or 'Default')}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),  # noqa: S310
+                                    timeout=SERVER_ANSWER_TIMEOUT_S, context=context) as response:
             body = response.read(1 << 20)
     except urllib.error.HTTPError as error:
         body = error.read(1 << 16) if error.fp else b""
@@ -314,18 +351,7 @@ def _check_http(uri: str, experiment: str | None) -> str | None:
         raise ConfigError(f"{where}: the server answered HTTP {code}: it does not look like an MLflow tracking "
                           "server") from None
     except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        if isinstance(reason, socket.gaierror):
-            text = "host not found"
-        elif isinstance(reason, ConnectionRefusedError):
-            text = "connection refused"
-        elif isinstance(reason, TimeoutError) or "timed out" in str(reason):
-            text = f"no answer within {CHECK_TIMEOUT_S} s"
-        elif isinstance(reason, ssl.SSLError):
-            text = f"TLS error: {reason}"
-        else:
-            text = getattr(reason, "strerror", None) or str(reason)
-        raise ConfigError(f"{where}: {unreachable.format(text)}") from None
+        raise failed(error, SERVER_ANSWER_TIMEOUT_S) from None
     try:
         found = json.loads(body or b"{}").get("experiment") or {}
     except (ValueError, AttributeError):
