@@ -282,7 +282,8 @@ def measure_store(store: str, uri: str, args: argparse.Namespace, answers: Path,
     line = median_line(f"{store}: proctor runs ({len(runs)} runs)", times)
     print(line, flush=True)
     out["proctor runs"] = line
-    detail = f"from core.runs import load_run\nd = load_run({run_id!r})\nassert len(d.results) == {args.n}, d.results_source"
+    detail = (f"from core.runs import load_run\nd = load_run({run_id!r})\n"
+              f"assert len(d.results) == {args.n}, d.results_source")
     times = [timed_cmd([sys.executable, "-c", detail], folder, env) for _ in range(args.repeat)]
     line = median_line(f"{store}: run detail (load_run, new process)", times)
     print(line, flush=True)
