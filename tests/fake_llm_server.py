@@ -42,6 +42,7 @@ class RequestInfo:
     status: int = 200
     api_version: str | None = None
     received: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic), for benchmarks
+    headers: dict[str, str] = field(default_factory=dict)  # the request's headers, names in lower case
 
 
 @dataclass
@@ -169,6 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         question = _last_user_text(body.get("messages") or [])
         info = owner._register(route, model, question, bool(body.get("stream")), api_version)
+        info.headers = {name.lower(): value for name, value in self.headers.items()}
         if not self._authorised(route):
             info.status = 401
             self._error(401, "Incorrect API key provided")
