@@ -4,6 +4,7 @@ Default: N rows (200) at a fixed latency (0.1 s) with `PROCTOR_CONCURRENCY` (16)
 - the whole command: from starting the process to its exit (interpreter, imports, reading, answering, saving);
 - time to the first request: until the fake server received the first question;
 - after the first request: the rest, and its ratio to the ideal N x latency / concurrency;
+- the command's CPU time (user + system), which the machine's load inflates far less than wall time;
 - the machine's load (1-minute load average), since on a shared 2-core machine every figure moves with it;
 then the medians. The goals: whole command at most 3.0 s (median); after the first request at most 1.15x the
 ideal. The fake server runs in this process (in threads): its CPU is not the command's, as a real server's is not.
@@ -65,6 +66,7 @@ def run_cli(server: FakeLLMServer, path: Path, out: Path, concurrency: int) -> d
     first = min((info.received for info in server.log), default=ended)
     return {"wall": ended - started, "first": first - started, "after": ended - first,
             "code": os.waitstatus_to_exitcode(status), "rss_kb": usage.ru_maxrss, "load": load(),
+            "cpu": usage.ru_utime + usage.ru_stime,
             "requests": len(server.log)}
 
 
@@ -114,9 +116,10 @@ def main() -> None:
             run = run_cli(server, path, work / f"cli{i}.out.csv", args.concurrency)
             runs.append(run)
             print(f"run {i + 1}: whole {run['wall']:.3f} s = first request at {run['first']:.3f} s + after it "
-                  f"{run['after']:.3f} s ({run['after'] / ideal:.2f}x ideal); exit {run['code']}, "
-                  f"{run['requests']} requests; load {run['load']:.2f}")
-        whole, first, after = (statistics.median(run[k] for run in runs) for k in ("wall", "first", "after"))
+                  f"{run['after']:.3f} s ({run['after'] / ideal:.2f}x ideal); CPU {run['cpu']:.2f} s; exit "
+                  f"{run['code']}, {run['requests']} requests; load {run['load']:.2f}")
+        whole, first, after, cpu = (statistics.median(run[k] for run in runs)
+                                    for k in ("wall", "first", "after", "cpu"))
         loads = [run["load"] for run in runs]
         print(f"proctor answer, median of {args.repeat} (load {min(loads):.2f}-{max(loads):.2f}):")
         verdict = "yes" if whole <= WHOLE_GOAL_S else "NO"
@@ -124,6 +127,7 @@ def main() -> None:
         print(f"  to the first request {first:.3f} s")
         print(f"  after it             {after:.3f} s = {after / ideal:.2f}x the ideal {ideal:.3f} s "
               f"(goal <= {AFTER_FIRST_GOAL}x: {'yes' if after / ideal <= AFTER_FIRST_GOAL else 'NO'})")
+        print(f"  CPU of the command   {cpu:.2f} s (user + system: what load cannot inflate much)")
         if args.in_process:
             in_process(server, work, args, ideal)
 
