@@ -1,25 +1,26 @@
 """How sure a number is: the statistics behind every share and every comparison Proctor shows.
 
-One small module used by evaluate, runs, compare and grading alike. The computations come from scipy (installed
-with MLflow), not from hand-written formulas; each function says which scipy function it calls and why:
+One small module used by evaluate, runs, compare and grading alike. Every formula is the one scipy implements, and
+a test checks each against scipy on a grid of inputs (to 1e-9); they are computed here with the standard library
+because importing scipy.stats takes 1-3 s, more than the whole of `proctor compare` may take:
 
-- A share (k right out of n): the 95% **Wilson** score interval, `scipy.stats.binomtest(k, n).proportion_ci(
-  method="wilson")`. Wilson's interval stays inside [0, 1] and keeps its coverage for small n and for shares near 0
-  or 1, where the textbook normal ("Wald") interval collapses to zero width.
+- A share (k right out of n): the 95% **Wilson** score interval, the formula of `scipy.stats.binomtest(k, n)
+  .proportion_ci(method="wilson")` (Newcombe 1998) with the normal quantile from `statistics.NormalDist`. Wilson's
+  interval stays inside [0, 1] and keeps its coverage for small n and for shares near 0 or 1, where the textbook
+  normal ("Wald") interval collapses to zero width.
 - Two runs on the same questions are **paired**: their per-question results are correlated, so the difference is
   measured on the per-question differences d_i = B_i - A_i, which is much tighter than comparing two intervals.
-  - Interval of the mean difference: `scipy.stats.ttest_rel(b, a).confidence_interval(0.95)`, Student's t on the
-    d_i (the paired-difference interval of Miller 2024, with t instead of 1.96: a little wider at small n).
-  - Right/wrong scores: the exact **McNemar** test, `scipy.stats.binomtest(min(b, c), b + c, 0.5).pvalue`, where b
-    and c count the questions only A and only B got right (p = 1 when b + c = 0). Exact, because b + c is small
-    (3 on the shipped 48-question benchmark), where the chi-square version is wrong.
-  - Latencies: the paired t-test, `scipy.stats.ttest_rel(b, a).pvalue`.
+  - Interval of the mean difference: Student's t on the d_i, as `scipy.stats.ttest_rel(b, a)
+    .confidence_interval(0.95)` (the paired-difference interval of Miller 2024, with t instead of 1.96: a little
+    wider at small n). The t quantile and tail come from the regularized incomplete beta function (`_betainc`).
+  - Right/wrong scores: the exact **McNemar** test, the two-sided binomial test of `scipy.stats.binomtest(min(b, c),
+    b + c, 0.5).pvalue`, where b and c count the questions only A and only B got right (p = 1 when b + c = 0):
+    2 P(X <= min(b, c)) for X ~ Bin(b + c, 1/2), summed exactly in integers. Exact, because b + c is small (3 on
+    the shipped 48-question benchmark), where the chi-square version is wrong.
+  - Latencies: the paired t-test, as `scipy.stats.ttest_rel(b, a).pvalue`.
   - Power: the smallest difference this n detects at 5% (two-sided) with 80% power, (z_0.975 + z_0.8) * sd(d) /
-    sqrt(n), with the normal quantiles from `scipy.stats.norm.ppf`; and the n that would detect a given difference.
+    sqrt(n), with normal quantiles; and the n that would detect a given difference.
 - Agreement and Cohen's kappa between two raters (the judge and a human).
-
-scipy.stats takes 1-3 s to import: it is imported inside the functions, and `warm_up()` lets the app import it in a
-background thread before the first verdict needs an interval.
 """
 
 from __future__ import annotations
@@ -27,17 +28,101 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
+from statistics import NormalDist
 from typing import Any
 
 Z_95 = 1.959963984540054  # the two-sided 95% normal quantile, scipy.stats.norm.ppf(0.975)
 ALPHA = 0.05  # a difference is called significant (and one side "better") only below this p-value
 POWER = 0.80  # the power the minimal detectable difference (MDE) is computed for
 CONFIDENCE = 0.95
+_NORMAL = NormalDist()
+# Up to this many discordant pairs the McNemar p-value is summed exactly in integers (milliseconds); up to the next
+# limit, from the incomplete beta function (the binomial tail's closed form, within 1e-9 of scipy); beyond it the
+# log-gamma terms lose digits, and scipy itself is imported (seconds, next to reading 100,000 rows).
+_EXACT_BINOMIAL_UP_TO = 5000
+_BETA_BINOMIAL_UP_TO = 100_000
 
 
-def warm_up() -> None:
-    """Import scipy.stats now (1-3 s), so that the first interval does not pay for it (call from a thread)."""
-    import scipy.stats  # noqa: F401
+# ---------------------------------------------------------------- the distributions behind the tests
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """The continued fraction of the incomplete beta function (modified Lentz), to double precision."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 100_000):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) <= 3e-16:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float, y: float) -> float:
+    """I_x(a, b), the regularized incomplete beta function (`scipy.special.betainc`); `y` is 1 - x, passed apart
+    so that an x near 1 keeps its precision."""
+    if x <= 0.0:
+        return 0.0
+    if y <= 0.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, y) / b
+
+
+def _t_two_sided(t: float, df: int) -> float:
+    """P(|T| >= |t|) for Student's t with df degrees of freedom (`2 * scipy.stats.t.sf(abs(t), df)`)."""
+    t2 = t * t
+    return min(1.0, _betainc(df / 2.0, 0.5, df / (df + t2), t2 / (df + t2)))
+
+
+@lru_cache(maxsize=256)
+def _t_quantile(probability: float, df: int) -> float:
+    """The Student's t quantile for `probability` > 0.5 (`scipy.stats.t.ppf`), by Newton's method on the tail.
+
+    It starts at the normal quantile, which lies below the t quantile; the tail is convex there, so every step stays
+    below the root and the iterates climb to it.
+    """
+    tail = 2.0 * (1.0 - probability)
+    log_scale = math.lgamma((df + 1) / 2.0) - math.lgamma(df / 2.0) - 0.5 * math.log(df * math.pi)
+    t = _NORMAL.inv_cdf(probability)
+    for _ in range(200):
+        density = math.exp(log_scale - (df + 1) / 2.0 * math.log1p(t * t / df))
+        step = (_t_two_sided(t, df) - tail) / (2.0 * density)
+        t += step
+        if abs(step) <= 1e-15 * t:
+            break
+    return t
+
+
+def binomial_p_half(k: int, n: int) -> float:
+    """The two-sided exact binomial test of k successes in n trials at p = 1/2: `scipy.stats.binomtest(k, n, 0.5)
+    .pvalue`. The distribution is symmetric, so it is 2 P(X <= min(k, n - k)), capped at 1."""
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    k = min(k, n - k)
+    if 2 * k == n:
+        return 1.0
+    if n <= _EXACT_BINOMIAL_UP_TO:
+        term = total = 1
+        for j in range(1, k + 1):
+            term = term * (n - j + 1) // j  # C(n, j), exact
+            total += term
+        return min(1.0, 2 * total / 2**n)
+    if n <= _BETA_BINOMIAL_UP_TO:
+        return min(1.0, 2.0 * _betainc(n - k, k + 1.0, 0.5, 0.5))
+    from scipy.stats import binomtest
+
+    return float(binomtest(k, n, 0.5).pvalue)
 
 
 # ---------------------------------------------------------------- one share
@@ -47,7 +132,7 @@ def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
     """The Wilson score interval for k successes out of n; 95% for the default z. n == 0 gives (0.0, 1.0).
 
     `z` other than 1.96 serves grading's finite-population correction (a narrower interval for a sample of a small
-    file); it is turned into the confidence level scipy takes. z == 0 (the whole file graded) gives (k/n, k/n).
+    file). z == 0 (the whole file graded) gives (k/n, k/n).
     """
     if n < 0 or k < 0 or k > n:
         raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
@@ -55,15 +140,20 @@ def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
         return 0.0, 1.0
     if z <= 0:
         return k / n, k / n
-    from scipy.stats import binomtest, norm
-
-    level = CONFIDENCE if z == Z_95 else float(2 * norm.cdf(z) - 1)
-    if level >= 1.0:  # a z so large that the level rounds to 1: the interval is everything
-        return 0.0, 1.0
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    if z != Z_95:
+        # As scipy: z is turned into a confidence level and back (a level that rounds to 1 is everything).
+        level = 2 * _NORMAL.cdf(z) - 1
+        if level >= 1.0:
+            return 0.0, 1.0
+        z = _NORMAL.inv_cdf(0.5 + 0.5 * level)
+    # Newcombe (1998), method 3, as scipy's `_binom_wilson_conf_int` writes it.
+    p = k / n
+    denom = 2 * (n + z**2)
+    center = (2 * n * p + z**2) / denom
+    delta = z / denom * math.sqrt(4 * n * p * (1 - p) + z**2)
     # The bounds are exactly 0 at k == 0 and 1 at k == n; keep rounding noise from saying otherwise.
-    low = 0.0 if k == 0 else max(0.0, float(ci.low))
-    high = 1.0 if k == n else min(1.0, float(ci.high))
+    low = 0.0 if k == 0 else max(0.0, center - delta)
+    high = 1.0 if k == n else min(1.0, center + delta)
     return low, high
 
 
@@ -129,26 +219,31 @@ def cohens_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
 
 
 def _z_power() -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(1 - ALPHA / 2) + norm.ppf(POWER))
+    return _NORMAL.inv_cdf(1 - ALPHA / 2) + _NORMAL.inv_cdf(POWER)
 
 
 def _all_equal(values: Sequence[float]) -> bool:
-    # Latencies differing only by float rounding (0.3 - 0.2 vs 0.2 - 0.1) count as equal: scipy would divide by a
-    # rounding-noise variance and warn.
+    # Latencies differing only by float rounding (0.3 - 0.2 vs 0.2 - 0.1) count as equal: a t-test would divide by
+    # a rounding-noise variance.
     return max(values) - min(values) <= 1e-12 * max(1.0, max(abs(v) for v in values))
 
 
 def _paired_interval(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, float | None]:
-    """95% interval of mean(b - a) from the paired t-test; None when it is undefined (n < 2, or every d_i equal)."""
+    """95% interval of mean(b - a) from the paired t-test (`scipy.stats.ttest_rel(b, a).confidence_interval()`);
+    None when it is undefined (n < 2, or every d_i equal)."""
     diffs = [y - x for x, y in zip(a, b, strict=True)]
     if len(diffs) < 2 or _all_equal(diffs):
         return None, None
-    from scipy.stats import ttest_rel
+    mean, se = _mean_se(diffs)
+    half = _t_quantile(0.5 + CONFIDENCE / 2, len(diffs) - 1) * se
+    return mean - half, mean + half
 
-    ci = ttest_rel(b, a).confidence_interval(confidence_level=CONFIDENCE)
-    return float(ci.low), float(ci.high)
+
+def _mean_se(diffs: Sequence[float]) -> tuple[float, float]:
+    """The mean of the d_i and its standard error, sd / sqrt(n) (n >= 2, not all equal)."""
+    n = len(diffs)
+    mean = math.fsum(diffs) / n
+    return mean, math.sqrt(math.fsum((d - mean) ** 2 for d in diffs) / (n - 1)) / math.sqrt(n)
 
 
 def _sd(values: Sequence[float]) -> float | None:
@@ -228,9 +323,7 @@ def paired_shares(a: Sequence[bool], b: Sequence[bool]) -> PairedShares:
     if a_only + b_only == 0:
         p_value = 1.0  # no question differs: nothing speaks for either side
     else:
-        from scipy.stats import binomtest
-
-        p_value = float(binomtest(min(a_only, b_only), a_only + b_only, 0.5).pvalue)
+        p_value = binomial_p_half(min(a_only, b_only), a_only + b_only)
     sd = _sd([y - x for x, y in zip(xs, ys, strict=True)])
     return PairedShares(n, a_only, b_only, both, n - both - a_only - b_only, (b_only - a_only) / n, low, high,
                         min(1.0, p_value), minimal_detectable(sd, n), sd)
@@ -288,9 +381,8 @@ def paired_means(a: Sequence[float], b: Sequence[float], *, lower_is_better: boo
         # Identical values: no difference (p = 1); a constant shift: no spread, so the test is undefined.
         p_value = 1.0 if abs(diffs[0]) <= 1e-12 else None
     else:
-        from scipy.stats import ttest_rel
-
-        p_value = float(ttest_rel(b, a).pvalue)
+        mean, se = _mean_se(diffs)
+        p_value = _t_two_sided(mean / se, n - 1)  # scipy.stats.ttest_rel(b, a).pvalue
     sd = _sd(diffs)
     return PairedMeans(n, mean_a, mean_b, math.fsum(diffs) / n, low, high, p_value, minimal_detectable(sd, n), sd,
                        lower_is_better)

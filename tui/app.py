@@ -84,14 +84,12 @@ class ProctorApp(App[None]):
 
     @work(thread=True, exclusive=True, group="warm-up")
     def warm_up(self) -> None:
-        """Import the openai SDK, scipy.stats and pandas off the UI thread, after the first frame, so the first
-        question, the first interval and the first run opened (its results table) are quick."""
+        """Import the openai SDK and pandas off the UI thread, after the first frame, so the first question and the
+        first file read are quick. (Intervals and tests need no import: core.stats uses the standard library.)"""
         from core.llm import warm_up
-        from core.stats import warm_up as warm_up_stats
 
         warm_up()
-        warm_up_stats()
-        import pandas  # noqa: F401 - a run's detail and a comparison read their results tables with it
+        import pandas  # noqa: F401 - grading, answering and evaluating read their CSVs with it
 
     def action_show_pane(self, pane: str) -> None:
         # Drop focus first: a focused widget left in the old pane would pull its tab back to the front.

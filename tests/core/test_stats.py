@@ -182,3 +182,107 @@ def test_paired_latency_edges() -> None:
     assert not noisy.significant and "not a detectable difference at n = 4" in latency_sentence(noisy)
     assert "faster" not in latency_sentence(noisy)
     assert paired_means([], []).to_dict()["sentence"] == "No question has a latency in both runs: nothing to compare."
+
+
+# -- the standard-library computations give scipy's numbers (scipy is imported here, in the test, only)
+
+
+def _close(got: float | None, want: float, rel: float = 1e-9) -> bool:
+    return got is not None and abs(got - want) <= max(rel * abs(want), 1e-12)
+
+
+def test_wilson_equals_scipy_on_a_grid() -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    cases = [(k, n) for n in range(1, 41) for k in range(n + 1)]
+    cases += [(k, n) for n in (97, 250, 1000, 4321, 100_000) for k in (0, 1, 2, n // 7, n // 2, n - 3, n - 1, n)]
+    for k, n in cases:
+        ci = scipy_stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        low, high = wilson_interval(k, n)
+        assert _close(low, max(0.0, ci.low) if k else 0.0) and _close(high, min(1.0, ci.high) if k < n else 1.0), \
+            (k, n, (low, high), ci)
+    # Another z (grading's finite-population correction): scipy takes it as the level 2 Phi(z) - 1.
+    for z in (0.3, 1.0, 1.645, 2.5758, 3.5, 5.0):
+        level = float(2 * scipy_stats.norm.cdf(z) - 1)
+        for k, n in ((0, 5), (3, 7), (40, 50), (123, 400)):
+            ci = scipy_stats.binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+            low, high = wilson_interval(k, n, z)
+            assert _close(low, max(0.0, ci.low) if k else 0.0) and _close(high, min(1.0, ci.high)), (z, k, n)
+
+
+def test_exact_mcnemar_equals_scipy_binomtest_on_a_grid() -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    from core.stats import binomial_p_half
+
+    assert binomial_p_half(0, 0) == 1.0  # nothing differs (scipy refuses n = 0)
+    cases = [(k, n) for n in range(1, 41) for k in range(n + 1)]
+    # Past the exact integer sum (n > 5000) the incomplete beta function takes over.
+    cases += [(k, n) for n in (499, 4999, 5000, 5001, 12_345, 99_999)
+              for k in (0, 1, n // 10, n // 2 - 60, n // 2 - 1, n // 2, (n + 1) // 2, n - 2, n)]
+    for k, n in cases:
+        want = float(scipy_stats.binomtest(k, n, 0.5).pvalue)
+        assert _close(binomial_p_half(k, n), want), (k, n, binomial_p_half(k, n), want)
+    with pytest.raises(ValueError):
+        binomial_p_half(3, 2)
+
+
+def test_paired_shares_equal_scipy_on_a_grid() -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    z_power = float(scipy_stats.norm.ppf(0.975) + scipy_stats.norm.ppf(0.8))
+    for both, a_only, b_only, neither in [(0, 1, 1, 0), (1, 0, 2, 0), (40, 0, 3, 5), (100, 14, 26, 160),
+                                          (30, 1, 10, 7), (5, 9, 2, 1), (700, 120, 95, 85), (0, 0, 3, 0),
+                                          (2000, 310, 260, 1430)]:
+        a, b = table(both, a_only, b_only, neither)
+        got = paired_shares(a, b)
+        xs, ys = [float(x) for x in a], [float(y) for y in b]
+        want_p = float(scipy_stats.binomtest(min(a_only, b_only), a_only + b_only, 0.5).pvalue)
+        assert _close(got.p_value, want_p), (both, a_only, b_only, neither)
+        d = [y - x for x, y in zip(xs, ys, strict=True)]
+        if len(set(d)) > 1:
+            ci = scipy_stats.ttest_rel(ys, xs).confidence_interval(0.95)
+            assert _close(got.ci_low, float(ci.low)) and _close(got.ci_high, float(ci.high))
+            sd = float(scipy_stats.tstd(d))
+            assert _close(got.mde, z_power * sd / math.sqrt(len(d)))
+
+
+def test_paired_means_equal_scipy_ttest_rel_on_a_grid() -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    import random
+
+    generator = random.Random(14)
+    for n in (2, 3, 4, 5, 8, 13, 30, 100, 1000, 5000):
+        for shift in (0.0, 0.003, 0.05, -0.2):
+            a = [generator.uniform(0.05, 2.0) for _ in range(n)]
+            b = [x + shift + generator.gauss(0, 0.05) for x in a]
+            got = paired_means(a, b)
+            ref = scipy_stats.ttest_rel(b, a)
+            ci = ref.confidence_interval(0.95)
+            assert _close(got.p_value, float(ref.pvalue)), (n, shift, got.p_value, ref.pvalue)
+            assert _close(got.ci_low, float(ci.low)) and _close(got.ci_high, float(ci.high)), (n, shift)
+
+
+def test_t_quantile_and_tail_equal_scipy() -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    from core.stats import _t_quantile, _t_two_sided
+
+    for df in [*range(1, 61), 99, 500, 4999, 100_000]:
+        assert _close(_t_quantile(0.975, df), float(scipy_stats.t.ppf(0.975, df))), df
+        for t in (0.01, 0.7, 1.96, 3.0, 8.0, 30.0):
+            assert _close(_t_two_sided(t, df), float(2 * scipy_stats.t.sf(t, df)), rel=1e-8), (df, t)
+
+
+def test_no_scipy_import_for_any_statistic() -> None:
+    # Every statistic of a comparison, a share and grading, computed in a fresh interpreter: scipy stays unloaded.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\n"
+            "from core.stats import paired_means, paired_shares, share, wilson_interval, questions_needed\n"
+            "p = paired_shares([True, False, True, False, True], [True, True, True, True, False])\n"
+            "m = paired_means([0.1, 0.3, 0.2, 0.5], [0.2, 0.25, 0.3, 0.1])\n"
+            "share(17, 20); wilson_interval(3, 9, 1.2); questions_needed(p.sd, 0.05)\n"
+            "assert p.p_value is not None and m.p_value is not None and m.ci_low is not None\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'numpy', 'pandas', 'mlflow')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"

@@ -208,10 +208,8 @@ class GradePane(Vertical, can_focus=True):
     def load(self, path: str) -> None:
         from core.errors import ProctorError
         from core.grading import FileLockedError, GradingSession
-        from core.stats import warm_up
 
         try:
-            warm_up()  # scipy.stats (1-3 s) here, not on the UI thread at the first interval
             try:
                 self.post_message(self.FileOpened(GradingSession(path)))
             except FileLockedError as locked:

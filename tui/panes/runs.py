@@ -319,10 +319,6 @@ class RunsPane(Vertical):
 
         try:
             runs = list_runs(experiment)
-            for run in runs:
-                # Runs logged before evaluate logged intervals get theirs from scipy, which takes seconds to
-                # import: here in the worker, not when the table is filled on the UI thread (it froze the app).
-                run.interval("accuracy")
             self.post_message(self.RunsLoaded(runs, experiment_name(experiment)))
         except ProctorError as error:
             self.post_message(self.RunsFailed(str(error)))
