@@ -7,10 +7,12 @@ Everything here reads what `proctor evaluate` logs (see the shared contract in c
 A run is named by its full id, a unique prefix of its id, or its run name (the latest run of that name wins).
 Every bad reference is a one-line `InputError`.
 
-mlflow is imported inside the functions (about 3 s): importing this module stays cheap, so the app can import it
-on the UI thread and call it from a worker. For the default store, a local sqlite file, runs are read without
-mlflow at all (core.sqlite_runs, read-only, milliseconds); MLflow's client is the fallback for every other store
-and for what that reader cannot answer (a results CSV not on the local disk, rows rebuilt from traces).
+mlflow (about 3 s) and pandas (about 1 s) are imported inside the functions that need them: importing this module
+stays cheap, so the app can import it on the UI thread and call it from a worker. For the default store, a local
+sqlite file, runs are listed, opened and compared without mlflow, pandas or scipy (core.sqlite_runs reads the
+store read-only, core.csvio.read_rows the results CSV, core.stats computes with the standard library: tens of
+milliseconds); MLflow's client is the fallback for every other store and for what that reader cannot answer (a
+results CSV not on the local disk, rows rebuilt from traces).
 
 Direction of metrics (used by `--fail-if-worse`): lower is better for latencies (`latency*`), counts of failures
 (`*errors`, `*error*`), token counts (`*_tokens`) and costs (`*cost_usd`); higher is better for everything else
@@ -32,6 +34,7 @@ import tempfile
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
@@ -170,20 +173,29 @@ class RunInfo:
 
 @dataclass
 class RunDetail:
-    """One run opened: its summary plus the per-row results (`results` is empty when nothing was logged).
+    """One run opened: its summary plus the per-row results (`rows` is empty when nothing was logged).
 
-    `results_source` says where the rows came from: "artifact" (results/results.csv), "traces" (the judge's
-    assessments on MLflow traces, when the artifact is missing) or "" (none found).
+    `columns` and `rows` are the results table as strings (one dict per row, keys in column order), read without
+    pandas; `results` is the same table as a DataFrame, built on first use. `results_source` says where the rows
+    came from: "artifact" (results/results.csv), "traces" (the judge's assessments on MLflow traces, when the
+    artifact is missing) or "" (none found).
     """
 
     info: RunInfo
-    results: pd.DataFrame
+    columns: list[str]
+    rows: list[dict[str, str]]
     results_source: str = ""
+
+    @cached_property
+    def results(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns, dtype=str)
 
     def to_dict(self) -> dict[str, Any]:
         data = self.info.to_dict()
         data["results_source"] = self.results_source
-        data["results"] = self.results.fillna("").to_dict(orient="records")
+        data["results"] = [dict(row) for row in self.rows]
         return data
 
 
@@ -392,36 +404,38 @@ def load_run(ref: str) -> RunDetail:
     """Open one run: its params, metrics and tags, and its per-row results.
 
     The rows come from the `results/results.csv` artifact; when a run has none, from the judge's assessments on
-    the run's MLflow traces; otherwise the table is empty.
+    the run's MLflow traces; otherwise the table is empty. For a local sqlite store whose results CSV is on the
+    local disk (the common case), neither mlflow nor pandas is imported.
     """
-    import pandas as pd
-
     if store_missing():
         resolve_run(ref)  # raises the "nothing logged yet" error
     info: RunInfo | None = None
     fast = _fast_store()
     if fast is not None:
-        # The common case without mlflow: a run in a local sqlite store whose results CSV is on the local disk.
         try:
             info = _resolve_fast(fast, ref)
             raw = fast.run(info.run_id)
             local = local_artifact(raw.artifact_uri, RESULTS_ARTIFACT) if raw is not None else None
             if local is not None and local.is_file():
-                results = _read_results(local)
-                if results is not None:
-                    return RunDetail(info, results, "artifact")
+                table = _read_results(local)
+                if table is not None:
+                    return RunDetail(info, *table, "artifact")
         except StoreUnreadable:
             info = None
     client = _client()
     info = info or resolve_run(ref, client)
     results = _results_from_artifact(client, info.run_id)
     if results is not None:
-        return RunDetail(info, results, "artifact")
+        return RunDetail(info, *_frame_rows(results), "artifact")
     results = _results_from_traces(client, info.run_id)
     if results is not None:
-        return RunDetail(info, results, "traces")
-    return RunDetail(info, pd.DataFrame(columns=["row", "question", "reference", "llm_answer", "judge_verdict",
-                                                 "judge_rationale"]), "")
+        return RunDetail(info, *_frame_rows(results), "traces")
+    return RunDetail(info, ["row", "question", "reference", "llm_answer", "judge_verdict", "judge_rationale"], [], "")
+
+
+def _frame_rows(frame: pd.DataFrame) -> tuple[list[str], list[dict[str, str]]]:
+    """A results DataFrame as `RunDetail` keeps it: its columns, and one dict of strings per row."""
+    return [str(c) for c in frame.columns], frame.fillna("").astype(str).to_dict(orient="records")
 
 
 def delete_run(ref: str) -> RunInfo:
@@ -464,19 +478,30 @@ def _results_from_artifact(client: Any, run_id: str) -> pd.DataFrame | None:
             local = client.download_artifacts(run_id, RESULTS_ARTIFACT, dst_path=tmp)
         except (MlflowException, OSError):
             return None
-        return _read_results(local)
+        return _read_results_frame(local)
 
 
-def _read_results(local: str | os.PathLike[str]) -> pd.DataFrame | None:
-    from core.csvio import read_table
+def _read_results(local: str | os.PathLike[str]) -> tuple[list[str], list[dict[str, str]]] | None:
+    """A local results CSV as (columns, rows), without pandas; a `row` column (1, 2, ...) added when it has none."""
+    from core.csvio import read_rows
 
     try:
-        frame = read_table(local)
+        read = read_rows(local)
     except (InputError, OSError):
         return None
-    if "row" not in frame.columns:
-        frame.insert(0, "row", [str(i) for i in range(1, len(frame) + 1)])
-    return frame
+    columns, rows = read.columns, read.rows
+    if "row" not in columns:
+        columns = ["row", *columns]
+        rows = [[str(i), *row] for i, row in enumerate(rows, start=1)]
+    return columns, [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _read_results_frame(local: str | os.PathLike[str]) -> pd.DataFrame | None:
+    """`_read_results` as a DataFrame of strings (for the callers that work on one)."""
+    import pandas as pd
+
+    table = _read_results(local)
+    return None if table is None else pd.DataFrame(table[1], columns=table[0], dtype=str)
 
 
 def _loads(text: str | None) -> Any:
@@ -669,13 +694,13 @@ _SHARE_COLUMNS = {"correctness/mean": "judge_verdict", "exact_match/mean": "exac
                   "contains_reference/mean": "contains_reference"}
 
 
-def _accuracy_column(info: RunInfo, frame: pd.DataFrame) -> str | None:
+def _accuracy_column(detail: RunDetail) -> str | None:
     """The column `accuracy` was computed from (evaluate tags it), else the best verdict column there is."""
     source = {"correctness": "judge_verdict", "exact_match": "exact_match"}.get(
-        info.tags.get("proctor.accuracy_from", ""))
-    if source and source in frame.columns:
+        detail.info.tags.get("proctor.accuracy_from", ""))
+    if source and source in detail.columns:
         return source
-    return _verdict_column(frame)
+    return _verdict_column(detail)
 
 
 def _float_cell(text: str) -> float | None:
@@ -695,20 +720,20 @@ def _paired(detail_a: RunDetail, detail_b: RunDetail, common: list[tuple[str, in
     tests: dict[str, PairedShares] = {}
     if not common:
         return tests, None
-    column_a, column_b = _accuracy_column(a, detail_a.results), _accuracy_column(b, detail_b.results)
+    column_a, column_b = _accuracy_column(detail_a), _accuracy_column(detail_b)
     if column_a and column_b and "accuracy" in a.metrics and "accuracy" in b.metrics:
         tests["accuracy"] = paired_shares([parse_verdict(keyed_a[k].get(column_a)) is True for k in common],
                                           [parse_verdict(keyed_b[k].get(column_b)) is True for k in common])
     names = [n for n in _metric_order(set(a.metrics) & set(b.metrics)) if n.endswith("/mean")]
     for name in names:
         column = _SHARE_COLUMNS.get(name, name[: -len("/mean")])
-        if column not in detail_a.results.columns or column not in detail_b.results.columns:
+        if column not in detail_a.columns or column not in detail_b.columns:
             continue
         pairs = [(parse_verdict(keyed_a[k].get(column)), parse_verdict(keyed_b[k].get(column))) for k in common]
         pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
         tests[name] = paired_shares([x for x, _ in pairs], [y for _, y in pairs])
     latency = None
-    if "latency_s" in detail_a.results.columns and "latency_s" in detail_b.results.columns:
+    if "latency_s" in detail_a.columns and "latency_s" in detail_b.columns:
         pairs_f = [(_float_cell(keyed_a[k].get("latency_s", "")), _float_cell(keyed_b[k].get("latency_s", "")))
                    for k in common if not keyed_a[k].get("answer_error") and not keyed_b[k].get("answer_error")]
         pairs_f = [(x, y) for x, y in pairs_f if x is not None and y is not None]
@@ -725,19 +750,19 @@ def _apply_paired(deltas: list[MetricDelta], tests: dict[str, PairedShares], lat
             delta.better = test.better
 
 
-def _verdict_column(frame: pd.DataFrame) -> str | None:
+def _verdict_column(detail: RunDetail) -> str | None:
     """The column that says right or wrong: the judge's, else a human's, else contains/exact match."""
     for column in ("judge_verdict", "human_verdict", "contains_reference", "exact_match"):
-        if column in frame.columns and frame[column].map(parse_verdict).notna().any():
+        if column in detail.columns and any(parse_verdict(row.get(column)) is not None for row in detail.rows):
             return column
     return None
 
 
-def _keyed_rows(frame: pd.DataFrame) -> dict[tuple[str, int], dict[str, str]]:
+def _keyed_rows(detail: RunDetail) -> dict[tuple[str, int], dict[str, str]]:
     # Rows are matched on the question text; a question asked twice is matched in row order (its occurrence).
     seen: dict[str, int] = defaultdict(int)
     keyed = {}
-    for record in frame.fillna("").astype(str).to_dict(orient="records"):
+    for record in detail.rows:
         text = " ".join(record.get("question", "").split()).casefold()
         keyed[(text, seen[text])] = record
         seen[text] += 1
@@ -762,8 +787,8 @@ def compare_runs(ref_a: str, ref_b: str) -> Comparison:
     if hash_a and hash_b and hash_a != hash_b:
         warnings.append(f"the runs used different datasets (hash {hash_a[:12]} vs {hash_b[:12]})")
 
-    column_a, column_b = _verdict_column(detail_a.results), _verdict_column(detail_b.results)
-    keyed_a, keyed_b = _keyed_rows(detail_a.results), _keyed_rows(detail_b.results)
+    column_a, column_b = _verdict_column(detail_a), _verdict_column(detail_b)
+    keyed_a, keyed_b = _keyed_rows(detail_a), _keyed_rows(detail_b)
     common = [key for key in keyed_a if key in keyed_b]
     a_only: list[RowDiff] = []
     b_only: list[RowDiff] = []
@@ -783,9 +808,9 @@ def compare_runs(ref_a: str, ref_b: str) -> Comparison:
                 rationale_a=ra.get("judge_rationale", ""), rationale_b=rb.get("judge_rationale", ""),
             )
             (a_only if va else b_only).append(diff)
-    elif len(detail_a.results) or len(detail_b.results):
+    elif detail_a.rows or detail_b.rows:
         warnings.append("no verdicts to compare row by row (no judge, human or match column in both runs)")
-    if not len(detail_a.results) and not len(detail_b.results):
+    if not detail_a.rows and not detail_b.rows:
         warnings.append("neither run has per-row results")
     unmatched_a, unmatched_b = len(keyed_a) - len(common), len(keyed_b) - len(common)
     if common and (unmatched_a or unmatched_b):

@@ -107,7 +107,20 @@ def test_opening_a_run_equals_mlflow_client(store: dict[str, object], monkeypatc
     _via_mlflow(monkeypatch)
     slow = load_run(str(store["mini"]))
     _same_infos([fast.info], [slow.info])
+    assert (fast.columns, fast.rows, fast.results_source) == (slow.columns, slow.rows, slow.results_source)
     assert fast.results.equals(slow.results)
+    assert fast.to_dict()["results"] == slow.to_dict()["results"]
+
+
+def test_comparing_equals_mlflow_client(store: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The comparison read without mlflow or pandas, and through MlflowClient, must be the same to the last digit.
+    from core.runs import compare_runs
+
+    fast = compare_runs(str(store["nano"]), str(store["mini"])[:10]).to_dict()
+    assert fast["matched_rows"] == 5 and fast["paired"]["n"] == 5
+    _via_mlflow(monkeypatch)
+    slow = compare_runs(str(store["nano"]), str(store["mini"])[:10]).to_dict()
+    assert fast == slow
 
 
 def test_a_run_without_local_results_still_opens_through_mlflow(store: dict[str, object]) -> None:
@@ -153,15 +166,19 @@ def test_local_artifacts_only_for_local_locations(tmp_path: Path) -> None:
 
 
 def test_proctor_runs_on_a_local_store_never_imports_mlflow(store: dict[str, object]) -> None:
-    # The point of the reader: listing, opening and comparing runs in the default store costs no mlflow import.
+    # The point of the reader: listing, opening and comparing runs in the default store costs no import of mlflow,
+    # pandas or scipy (seconds each); the statistics come from the standard library.
     import os
     import subprocess
     import sys
 
     script = ("import sys\nfrom tui.cli import main\n"
               "assert main(['runs']) == 0\n"
+              f"assert main(['runs', {str(store['nano'])[:8]!r}]) == 0\n"
               f"assert main(['compare', {str(store['nano'])!r}, {str(store['mini'])!r}]) == 0\n"
-              "print('MLFLOW' if any(m == 'mlflow' or m.startswith('mlflow.') for m in sys.modules) else 'NONE')")
+              f"assert main(['compare', '--json', {str(store['nano'])!r}, {str(store['mini'])!r}]) == 0\n"
+              "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'pandas', 'scipy', 'numpy'})\n"
+              "print(' '.join(heavy) or 'NONE')")
     env = {**os.environ, "MLFLOW_TRACKING_URI": str(store["uri"]),
            "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,

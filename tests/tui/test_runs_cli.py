@@ -96,6 +96,37 @@ def test_runs_in_an_empty_folder(capsys: pytest.CaptureFixture[str], monkeypatch
     assert not (clean_env / "mlflow.db").exists()
 
 
+def test_runs_run_opens_one_run(capsys: pytest.CaptureFixture[str], store: dict[str, str]) -> None:
+    code, out, err = run_cli(capsys, "runs", store["nano"][:8])
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith(f"Run {store['nano'][:8]}  gpt-4.1-nano  openai:/gpt-4.1-nano  judge "
+                               "openai:/gpt-4.1-mini  20")
+    # The accuracy with its 95% Wilson interval (3 of 5), then one line per question in row order with its verdict.
+    assert "  accuracy 0.600 [95% CI 0.231-0.882]" in lines
+    assert "5 rows from results/results.csv:" in lines
+    table = lines[lines.index("5 rows from results/results.csv:") + 1:]
+    assert table[0].split() == ["ROW", "VERDICT", "QUESTION", "ANSWER", "REFERENCE"]
+    assert [line.split()[1] for line in table[1:]] == ["correct", "correct", "correct", "incorrect", "-"]
+    assert "What is 7 x 6?" in table[4] and "48" in table[4] and "42" in table[4]
+
+
+def test_runs_run_json_carries_the_rows(capsys: pytest.CaptureFixture[str], store: dict[str, str]) -> None:
+    code, out, _ = run_cli(capsys, "runs", "gpt-4.1-mini", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["run_id"] == store["mini"] and data["results_source"] == "artifact"
+    assert [r["judge_verdict"] for r in data["results"]] == ["correct", "incorrect", "correct", "correct", "correct"]
+    assert data["results"][1]["judge_rationale"] == "A spider has eight legs, not six."
+    assert data["shares"]["accuracy"]["ci_low"] == pytest.approx(0.3755, abs=1e-4)
+
+
+def test_runs_run_unknown_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "runs", "gpt-9")
+    assert code == 2 and out == ""
+    assert err.startswith("proctor: error: no run matches 'gpt-9'") and err.count("\n") == 1
+
+
 def test_compare_shows_deltas_and_the_questions_that_differ(capsys: pytest.CaptureFixture[str],
                                                             store: dict[str, str]) -> None:
     code, out, err = run_cli(capsys, "compare", "gpt-4.1-nano", store["mini"][:7])

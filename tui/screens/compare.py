@@ -1,6 +1,7 @@
 """The comparison screen: two evaluation runs side by side, opened from the Runs pane (`c` on two marked runs).
 
-Escape goes back. The runs are compared by core.runs in a thread worker (importing mlflow takes about 3 s).
+Escape goes back. The screen is on at once; the runs are compared by core.runs in a thread worker (milliseconds
+for a local sqlite store, seconds when MLflow's client must be imported).
 Each share shows its 95% interval; the paired comparison (matched n, A-only and B-only, the difference with its
 paired interval, the exact McNemar p, the MDE, latency) and its plain sentences come before the differing questions.
 A run is marked better only where the paired test is significant at 5%.

@@ -1,6 +1,7 @@
 """The run detail screen: one evaluation run's summary and its per-row verdicts, opened from the Runs pane.
 
-Escape goes back. The run is loaded through core.runs in a thread worker (importing mlflow takes about 3 s).
+Escape goes back. The screen is on at once; the run is loaded through core.runs in a thread worker (milliseconds
+for a local sqlite store, seconds when MLflow's client must be imported).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class RunDetailScreen(Screen[None]):
             judge=one_line(info.judge or "none"), date=info.date, status=one_line(info.status.lower()),
             metrics=one_line(metrics), human=_human_line(info.metrics), source=source))
         table = self.query_one("#detail-table", DataTable)
-        self._records = detail.results.fillna("").astype(str).to_dict(orient="records")
+        self._records = detail.rows
         for index, record in enumerate(self._records):
             table.add_row(untrusted.cell(record.get("row", str(index + 1))), _verdict_text(record),
                           _clip(record.get("question", ""), 40), _clip(record.get("llm_answer", ""), 24),
