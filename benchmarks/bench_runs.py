@@ -5,10 +5,16 @@ rows judged by the fake server at latency 0: params, tags, metrics, artifacts an
 store holds). It is built once in --store (default /tmp/proctor-bench-runs) and reused.
 
 Printed, each a median of --repeat fresh processes (the machine's load beside it):
+- for scale, a bare `python -c pass` (the interpreter's own start-up here);
 - `proctor runs` (the whole command), and, for scale, the same listing through `MlflowClient` (the way it worked
   before the sqlite fast path: import mlflow, open the store, search_runs);
-- a run's detail (`core.runs.load_run`) and a comparison of two runs (`proctor compare A B`);
-- with --app (needs tmux): the app open for 5 s, then F5: the time until the Runs pane shows the newest run.
+- a run's detail (`proctor runs RUN`) and a comparison of two runs (`proctor compare A B`), whole commands;
+- with --app (needs tmux): the app open for 5 s, then F5: the time until the Runs pane shows the newest run; then
+  Enter: the time until the run's detail shows its rows; Esc, two runs marked, c: the time until the comparison
+  shows its paired numbers.
+
+The project's modules are byte-compiled first (`compileall`), as an installed copy's are: with
+PYTHONDONTWRITEBYTECODE set, every run would otherwise compile them again.
 
     python benchmarks/bench_runs.py [--runs 50] [--repeat 5] [--app]
 """
@@ -106,9 +112,32 @@ def median_of(label: str, repeat: int, command: list[str], cwd: Path, env: dict[
     return middle
 
 
+def _screen(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+
+def _until(session: str, keys: list[str], wanted: str, limit: float = 30.0) -> float:
+    """Send `keys`, then the seconds until `wanted` is on the screen."""
+    started = time.perf_counter()
+    for key in keys:
+        subprocess.run(["tmux", "send-keys", "-t", session, key], check=True)
+    while wanted not in (screen := _screen(session)):
+        if time.perf_counter() - started > limit:
+            raise SystemExit(f"{wanted!r} did not show within {limit:.0f} s:\n{screen}")
+        time.sleep(0.01)
+    return time.perf_counter() - started
+
+
+def _report(label: str, times: list[float]) -> None:
+    print(f"{label:<46} median {statistics.median(times):5.2f} s  (min {min(times):.2f}, max {max(times):.2f}; "
+          f"{load()})", flush=True)
+
+
 def app_f5(cwd: Path, env: dict[str, str], newest: str, repeat: int) -> None:
-    """The app open 5 s, then F5: seconds until the Runs pane shows the newest run's short id."""
-    times = []
+    """The app open 5 s, then F5: seconds until the Runs pane shows the newest run's short id; then the newest
+    run's detail (Enter) and the comparison of the two newest runs (Space, Down, Space, c), each until its content
+    is on screen."""
+    shown, detail, compare = [], [], []
     exported = " ".join(f"{k}={v}" for k, v in env.items() if k.startswith(("MLFLOW_", "OPENAI_", "PYTHONPATH")))
     for attempt in range(repeat):
         session = f"bench-runs-{os.getpid()}-{attempt}"
@@ -116,22 +145,20 @@ def app_f5(cwd: Path, env: dict[str, str], newest: str, repeat: int) -> None:
                         f"env {exported} {sys.executable} -m tui.cli"], check=True)
         try:
             time.sleep(5.0)
-            started = time.perf_counter()
-            subprocess.run(["tmux", "send-keys", "-t", session, "F5"], check=True)
-            while True:
-                screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
-                                        text=True).stdout
-                if newest in screen:
-                    times.append(time.perf_counter() - started)
-                    break
-                if time.perf_counter() - started > 30:
-                    raise SystemExit(f"the Runs pane showed no run after 30 s:\n{screen}")
-                time.sleep(0.01)
+            shown.append(_until(session, ["F5"], newest))
+            time.sleep(0.5)
+            detail.append(_until(session, ["Enter"], "rows from results/results.csv"))
+            subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)
+            time.sleep(0.5)
+            subprocess.run(["tmux", "send-keys", "-t", session, "Space", "Down", "Space"], check=True)
+            time.sleep(0.5)
+            compare.append(_until(session, ["c"], "questions matched"))
         finally:
             subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
             time.sleep(0.5)
-    print(f"{'app open 5 s, F5 -> runs shown':<46} median {statistics.median(times):5.2f} s  "
-          f"(min {min(times):.2f}, max {max(times):.2f}; {load()})")
+    _report("app open 5 s, F5 -> runs shown", shown)
+    _report("  then Enter -> the run's rows shown", detail)
+    _report("  then two marked, c -> the comparison shown", compare)
 
 
 def main() -> None:
@@ -140,6 +167,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--store", type=Path, default=Path("/tmp/proctor-bench-runs"))
     parser.add_argument("--app", action="store_true", help="also time the app's Runs pane (needs tmux)")
+    parser.add_argument("--no-mlflow", action="store_true", help="skip the MlflowClient listing (slow under load)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -152,6 +180,8 @@ def main() -> None:
                 "MLFLOW_MODEL_CATALOG_URI": "", "PYTHONPATH": str(ROOT),
                 "OPENAI_API_KEY": "bench", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
     python = sys.executable
+    subprocess.run([python, "-m", "compileall", "-q", str(ROOT / "core"), str(ROOT / "tui")], check=True,
+                   capture_output=True, env={**env, "PYTHONDONTWRITEBYTECODE": ""})
     listed = subprocess.run([python, "-m", "tui.cli", "runs", "--json"], cwd=folder, env=env, capture_output=True,
                             text=True, check=True).stdout
     import json
@@ -159,13 +189,15 @@ def main() -> None:
     runs = json.loads(listed)
     print(f"store: {folder / 'mlflow.db'}, {len(runs)} runs in experiment 'proctor'")
     a, b = runs[1]["run_id"], runs[0]["run_id"]
+    median_of("(for scale: python -c pass)", args.repeat, [python, "-c", "pass"], folder, env)
     median_of("proctor runs", args.repeat, [python, "-m", "tui.cli", "runs"], folder, env)
-    median_of("  (for scale: MlflowClient.search_runs)", args.repeat, [python, "-c", (
-        "from mlflow.tracking import MlflowClient\n"
-        "c = MlflowClient(); e = c.get_experiment_by_name('proctor')\n"
-        "print(len(c.search_runs([e.experiment_id], max_results=1000)))")], folder, env)
-    median_of("run detail (core.runs.load_run)", args.repeat, [python, "-c", (
-        f"from core.runs import load_run\nprint(len(load_run({a!r}).results))")], folder, env)
+    if not args.no_mlflow:
+        median_of("  (for scale: MlflowClient.search_runs)", args.repeat, [python, "-c", (
+            "from mlflow.tracking import MlflowClient\n"
+            "c = MlflowClient(); e = c.get_experiment_by_name('proctor')\n"
+            "print(len(c.search_runs([e.experiment_id], max_results=1000)))")], folder, env)
+    median_of("proctor runs RUN (a run's detail)", args.repeat, [python, "-m", "tui.cli", "runs", a[:8]], folder,
+              env)
     median_of("proctor compare A B", args.repeat, [python, "-m", "tui.cli", "compare", a[:8], b[:8]], folder, env)
     if args.app:
         if not shutil.which("tmux"):

@@ -10,7 +10,6 @@ Proctor writes is written atomically (temporary file, then rename), so an abando
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import threading
 import time
@@ -67,6 +66,8 @@ class WorkerExecutor(concurrent.futures.ThreadPoolExecutor):
 
 def install() -> None:
     """Make the running event loop's thread workers `WorkerExecutor` jobs (call from inside the app's loop)."""
+    import asyncio  # here, not at the top: every CLI command imports this module, and asyncio costs 0.1-0.6 s
+
     asyncio.get_running_loop().set_default_executor(WorkerExecutor())
 
 
