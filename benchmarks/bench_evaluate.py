@@ -10,9 +10,11 @@ once mlflow is imported and the store migrated.
 `--side-by-side` (the issue's case): an answers CSV of --n rows (default 100) judged at judge latencies 0 and 0.2 s,
 as the whole `proctor evaluate` command (PROCTOR_CONCURRENCY=--workers) beside a plain `mlflow.genai.evaluate` on
 the same rows with the same scorers and MLFLOW_GENAI_EVAL_MAX_WORKERS=--workers, each in its own process on a store
-created beforehand. Prints the wall time of each and the machine's load.
+created beforehand and on its own fresh copy of the answers (Proctor writes its verdicts into the file it judged, and
+would otherwise reuse them). At judge latency 0.2 s Proctor also runs at each of --concurrencies (default 1,8,32).
+Prints the wall time of each, the medians and the machine's load.
 
-    python benchmarks/bench_evaluate.py --side-by-side [--n 100] [--workers 8] [--repeat 1]
+    python benchmarks/bench_evaluate.py --side-by-side [--n 100] [--workers 8] [--repeat 1] [--concurrencies 1,8,32]
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def serve(latency: float) -> None:
     threading.Event().wait()
 
 
+STALL_S = 300  # a run this long is a stall, not a figure
+
 PLAIN = """
 import os, sys, time
 import pandas as pd
@@ -68,7 +72,16 @@ print(f"EVALUATE {{time.perf_counter() - started:.2f}}", result.metrics.get("cor
 """
 
 
-def side_by_side(n: int, workers: int, repeat: int) -> None:
+def _judged_rows(answers: Path) -> int:
+    """Rows of the answers file with a verdict from this run's judge (its `judge_verdict` column)."""
+    import csv
+
+    with open(answers, encoding="utf-8-sig", newline="") as handle:
+        return sum(1 for row in csv.DictReader(handle) if row.get("judge_verdict") in ("correct", "incorrect"))
+
+
+def side_by_side(n: int, workers: int, repeat: int, concurrencies: list[int] | None = None,
+                 concurrency_latencies: tuple[float, ...] = (0.2,)) -> None:
     """The whole `proctor evaluate` command beside a plain mlflow.genai.evaluate, same rows, same workers."""
     import shutil
     import statistics
@@ -77,6 +90,8 @@ def side_by_side(n: int, workers: int, repeat: int) -> None:
 
     from core.csvio import write_csv_atomic
     from core.store_setup import ensure_store
+
+    concurrencies = [c for c in (concurrencies or []) if c != workers]
 
     def load() -> str:
         return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
@@ -104,35 +119,52 @@ def side_by_side(n: int, workers: int, repeat: int) -> None:
                             "MLFLOW_MODEL_CATALOG_URI": "", "MLFLOW_GENAI_EVAL_MAX_RETRIES": "0",
                             "PYTHONPATH": str(ROOT)})
                 env.pop("PYTHONDONTWRITEBYTECODE", None)
-                times: dict[str, list[float]] = {"proctor evaluate (whole command)": [],
+                times: dict[str, list[float]] = {f"proctor evaluate, concurrency {workers} (whole command)": [],
                                                  "plain mlflow.genai.evaluate (whole process)": [],
                                                  "  of which the evaluate call": []}
-                for attempt in range(repeat):
-                    for kind in ("proctor", "plain"):
-                        run_dir = folder / f"{kind}-{latency}-{attempt}"
-                        run_dir.mkdir()
-                        shutil.copyfile(template, run_dir / "mlflow.db")
-                        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{run_dir / 'mlflow.db'}"
-                        if kind == "proctor":
-                            command = [sys.executable, "-m", "tui.cli", "evaluate", str(answers), "--judge",
-                                       "azure:/gpt-4.1-nano", "-q"]
-                        else:
-                            command = [sys.executable, "-c", PLAIN.format(root=str(ROOT), answers=str(answers))]
-                        started = time.perf_counter()
-                        result = subprocess.run(command, cwd=run_dir, env=env, capture_output=True, text=True)
-                        wall = time.perf_counter() - started
-                        if result.returncode != 0:
-                            raise SystemExit(f"{kind} failed: {result.stderr.strip()[-800:]}")
-                        if kind == "proctor":
-                            times["proctor evaluate (whole command)"].append(wall)
-                        else:
-                            times["plain mlflow.genai.evaluate (whole process)"].append(wall)
-                            inner = [line for line in result.stdout.splitlines() if line.startswith("EVALUATE")]
-                            times["  of which the evaluate call"].append(float(inner[-1].split()[1]))
-                        print(f"  judge latency {latency:g} s, {kind}: {wall:.2f} s ({load()})", flush=True)
+                runs = [(kind, workers, attempt) for attempt in range(repeat) for kind in ("proctor", "plain")]
+                if latency in concurrency_latencies:
+                    runs += [("proctor", c, attempt) for attempt in range(repeat) for c in concurrencies]
+                for kind, conc, attempt in runs:
+                    run_dir = folder / f"{kind}-{latency}-{conc}-{attempt}"
+                    run_dir.mkdir()
+                    shutil.copyfile(template, run_dir / "mlflow.db")
+                    # A fresh copy of the answers per run: Proctor writes its verdicts into the file it judged
+                    # and a later run on the same file would reuse them instead of asking the judge.
+                    run_answers = run_dir / answers.name
+                    shutil.copyfile(answers, run_answers)
+                    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{run_dir / 'mlflow.db'}"
+                    if kind == "proctor":
+                        command = [sys.executable, "-m", "tui.cli", "evaluate", str(run_answers), "--judge",
+                                   "azure:/gpt-4.1-nano", "-q"]
+                    else:
+                        command = [sys.executable, "-c", PLAIN.format(root=str(ROOT), answers=str(answers))]
+                    run_env = dict(env, PROCTOR_CONCURRENCY=str(conc))
+                    if kind == "proctor":
+                        run_env.pop("MLFLOW_GENAI_EVAL_MAX_WORKERS")  # Proctor's own choice from its concurrency
+                    started = time.perf_counter()
+                    try:
+                        result = subprocess.run(command, cwd=run_dir, env=run_env, capture_output=True, text=True,
+                                                timeout=STALL_S)
+                    except subprocess.TimeoutExpired:
+                        raise SystemExit(f"{kind} at concurrency {conc} STALLED: no end after {STALL_S} s") from None
+                    wall = time.perf_counter() - started
+                    if result.returncode != 0:
+                        raise SystemExit(f"{kind} failed: {result.stderr.strip()[-800:]}")
+                    if kind == "proctor":
+                        judged = _judged_rows(run_answers)
+                        if judged != n:
+                            raise SystemExit(f"proctor judged {judged} of {n} rows: not a fresh run")
+                        times.setdefault(f"proctor evaluate, concurrency {conc} (whole command)", []).append(wall)
+                    else:
+                        times["plain mlflow.genai.evaluate (whole process)"].append(wall)
+                        inner = [line for line in result.stdout.splitlines() if line.startswith("EVALUATE")]
+                        times["  of which the evaluate call"].append(float(inner[-1].split()[1]))
+                    print(f"  judge latency {latency:g} s, {kind} (concurrency {conc}): {wall:.2f} s ({load()})",
+                          flush=True)
                 for label, values in times.items():
-                    print(f"judge latency {latency:g} s  {label:<45} median {statistics.median(values):6.2f} s  "
-                          f"({len(values)} run(s); {load()})", flush=True)
+                    print(f"judge latency {latency:g} s  {label:<50} median {statistics.median(values):6.2f} s  "
+                          f"({len(values)} run(s): {' '.join(f'{v:.2f}' for v in values)}; {load()})", flush=True)
             finally:
                 proc.terminate()
                 proc.wait(timeout=5)
@@ -145,13 +177,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=None)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--side-by-side", action="store_true")
+    parser.add_argument("--concurrencies", default="1,8,32",
+                        help="with --side-by-side: Proctor alone at these concurrencies too (judge latency 0.2 s)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.latency)
         return
     if args.side_by_side:
-        side_by_side(args.n or 100, args.workers, args.repeat or 1)
+        side_by_side(args.n or 100, args.workers, args.repeat or 1,
+                     [int(c) for c in args.concurrencies.split(",") if c.strip()])
         return
     args.n = args.n or 20
     args.repeat = args.repeat or 2

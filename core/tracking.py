@@ -210,7 +210,8 @@ def follow_tracking_uri() -> str:
     return uri
 
 
-def _scrub_assessment(assessment: Any, scrub: Callable[[object], str]) -> None:
+def scrub_assessment(assessment: Any, scrub: Callable[[object], str]) -> None:
+    """`assessment`'s rationale and error (message, stack trace) scrubbed in place."""
     if getattr(assessment, "rationale", None):
         assessment.rationale = scrub(assessment.rationale)
     error = getattr(assessment, "error", None)
@@ -244,7 +245,7 @@ def scrubbed_assessments(scrub: Callable[[object], str]) -> Iterator[None]:
     def log_scrubbed(*args: Any, **kwargs: Any) -> Any:
         assessments = kwargs.get("assessments", args[2] if len(args) > 2 else ())
         for assessment in assessments or ():
-            _scrub_assessment(assessment, scrub)
+            scrub_assessment(assessment, scrub)
         return original(*args, **kwargs)
 
     harness._log_assessments = log_scrubbed
