@@ -11,8 +11,8 @@ more becomes the SDK's own exception (`AuthenticationError`, `RateLimitError` wi
 transport failure an `openai.APIConnectionError` raised from the aiohttp error (a refused connection is still found
 in its causes), and a 200 is handed back as the bytes received.
 
-`DirectPost.create` returns None when the client is not one it can reproduce faithfully (custom auth, a transport
-other than the SDK's aiohttp one, credentials in the URL, an SDK whose internals moved): the engine then posts
+`DirectPost.create` returns None when the client is not one it can reproduce faithfully (custom auth, a proxy, a
+transport other than the SDK's aiohttp one, credentials in the URL, an SDK whose internals moved): the engine then posts
 through the SDK.
 """
 
@@ -45,8 +45,7 @@ class DirectPost:
             import aiohttp
             from openai._models import FinalRequestOptions
 
-            transport = getattr(getattr(client, "_client", None), "_transport", None)
-            if getattr(client, "custom_auth", None) is not None or not hasattr(transport, "get_client"):
+            if getattr(client, "custom_auth", None) is not None:
                 return None
             options = FinalRequestOptions.construct(method="post", url=CHAT_PATH,
                                                     json_data={"model": model, "messages": []},
@@ -56,6 +55,11 @@ class DirectPost:
             await client._prepare_request(request)
             if urlsplit(str(request.url)).username is not None:
                 return None  # user:password@ in the URL: the SDK's path refuses it, naming the setting
+            # The transport the SDK would use for this URL: through a proxy (HTTPS_PROXY, not excepted by NO_PROXY)
+            # it is another one, which the SDK's path honours.
+            transport = client._client._transport_for_url(request.url)
+            if getattr(transport, "proxy", None) is not None or not hasattr(transport, "get_client"):
+                return None
             response_cls = importlib.import_module(type(request).__module__.split(".")[0]).Response
             session = transport.client
             if not isinstance(session, aiohttp.ClientSession):
@@ -72,7 +76,10 @@ class DirectPost:
 
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         try:
-            async with self.session.post(self.url, data=data, headers=self.headers) as response:
+            # No aiohttp timeout (its session's default would cut a request at 300 s, a connection at 30 s): the
+            # engine's own PROCTOR_TIMEOUT bounds the whole request, as on the SDK's path.
+            async with self.session.post(self.url, data=data, headers=self.headers,
+                                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=None)) as response:
                 content = await response.read()
                 status, headers = response.status, response.raw_headers
         except aiohttp.ClientError as error:

@@ -120,3 +120,20 @@ def test_the_engine_uses_it_and_answers_every_question(openai_env):
     assert sorted(a.text for a in answers) == sorted(f"Answer from gpt-4.1-mini: Q{i}?" for i in range(10))
     assert all(a.prompt_tokens and a.completion_tokens for a in answers)
     assert all(info.headers["authorization"] == f"Bearer {TEST_KEY}" for info in openai_env.log)
+
+
+@pytest.mark.parametrize(("no_proxy", "direct"), [("", False), ("127.0.0.1", True)])
+def test_through_a_proxy_the_sdk_posts_itself(openai_env, monkeypatch, no_proxy, direct):
+    # The SDK sends through the proxy the environment names (unless NO_PROXY excepts the host): so must a request.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    spec = resolve_model("openai:/gpt-4.1-mini", load_settings())
+
+    async def create() -> DirectPost | None:
+        client = make_client(spec, 30.0, asynchronous=True)
+        try:
+            return await DirectPost.create(client, spec.name)
+        finally:
+            await client.close()
+
+    assert (asyncio.run(create()) is not None) is direct
