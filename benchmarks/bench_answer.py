@@ -20,6 +20,7 @@ of the child, from wait4).
 from __future__ import annotations
 
 import argparse
+import compileall
 import csv
 import os
 import statistics
@@ -98,6 +99,10 @@ def main() -> None:
     parser.add_argument("--in-process", action="store_true", help="also time answer_benchmark in this process")
     args = parser.parse_args()
     ideal = args.rows * args.latency / args.concurrency
+    # An installed Proctor has its bytecode: compile the sources now, as pip would have (PYTHONDONTWRITEBYTECODE
+    # would otherwise make every run compile them again).
+    for package in ("core", "tui"):
+        compileall.compile_dir(ROOT / package, quiet=1)
 
     with FakeLLMServer(Behaviour(latency=args.latency), api_key=None) as server, \
             tempfile.TemporaryDirectory() as folder:
