@@ -65,7 +65,8 @@ def run_cli(server: FakeLLMServer, path: Path, out: Path, concurrency: int) -> d
     _, status, usage = os.wait4(proc.pid, 0)
     ended = time.monotonic()
     first = min((info.received for info in server.log), default=ended)
-    return {"wall": ended - started, "first": first - started, "after": ended - first,
+    last_answer = max((info.received for info in server.log), default=ended) + server.behaviour.latency
+    return {"wall": ended - started, "first": first - started, "after": ended - first, "tail": ended - last_answer,
             "code": os.waitstatus_to_exitcode(status), "rss_kb": usage.ru_maxrss, "load": load(),
             "cpu": usage.ru_utime + usage.ru_stime,
             "requests": len(server.log)}
@@ -121,7 +122,8 @@ def main() -> None:
             run = run_cli(server, path, work / f"cli{i}.out.csv", args.concurrency)
             runs.append(run)
             print(f"run {i + 1}: whole {run['wall']:.3f} s = first request at {run['first']:.3f} s + after it "
-                  f"{run['after']:.3f} s ({run['after'] / ideal:.2f}x ideal); CPU {run['cpu']:.2f} s; exit "
+                  f"{run['after']:.3f} s ({run['after'] / ideal:.2f}x ideal), of which {run['tail']:.3f} s after the "
+                  f"last answer left the server; CPU {run['cpu']:.2f} s; exit "
                   f"{run['code']}, {run['requests']} requests; load {run['load']:.2f}")
         whole, first, after, cpu = (statistics.median(run[k] for run in runs)
                                     for k in ("wall", "first", "after", "cpu"))
