@@ -81,10 +81,14 @@ def open_store(uri: str) -> SqliteRuns | None:
 
 
 class SqliteRuns:
-    """Read-only queries on one sqlite MLflow store. Each call opens and closes its own connection (thread-safe)."""
+    """Read-only queries on one sqlite MLflow store. Each call opens and closes its own connection (thread-safe).
+
+    Make one per task (a listing, opening a run): the schema is checked once, on its first connection.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._checked = False  # the schema is checked on the first connection of this reader, not on every one
 
     def _connect(self) -> sqlite3.Connection:
         # mode=ro: never create or write; a writer holding the lock is waited for (up to 20 s, as MLflow does).
@@ -93,11 +97,14 @@ class SqliteRuns:
             connection = sqlite3.connect(uri, uri=True, timeout=20.0)
         except sqlite3.Error as error:
             raise StoreUnreadable(str(error)) from error
+        if self._checked:
+            return connection
         try:
             for table, columns in _REQUIRED.items():
                 have = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
                 if not columns <= have:
                     raise StoreUnreadable(f"table {table} lacks {sorted(columns - have)}")
+            self._checked = True
         except sqlite3.Error as error:
             connection.close()
             raise StoreUnreadable(str(error)) from error
