@@ -1,4 +1,4 @@
-"""Evaluating a model on a benchmark with `mlflow.genai.evaluate`, logged to MLflow as one run.
+"""Evaluating a model on a benchmark with MLflow's judges and scorers, logged to MLflow as one run.
 
 The flow (`evaluate_file`):
 
@@ -11,7 +11,9 @@ The flow (`evaluate_file`):
 2. Rows become evaluate's data: `inputs={"question"}`, `outputs=<answer>`, `expectations={"expected_response"}`.
    Rows whose answer failed are not sent (they count as failures in `accuracy`).
 3. Scorers (core.scorers): `Correctness` with the judge, plus code scorers that need no judge (`exact_match`,
-   normalised; `contains_reference`), others on request. Without a judge only the code scorers run.
+   normalised; `contains_reference`), others on request. Without a judge only the code scorers run. On a SQLite
+   store they run through core.fast_evaluate (the same scorers and MLflow entities, stored by one writer thread in
+   a transaction per batch of rows, not evaluate's several per row); elsewhere through `mlflow.genai.evaluate`.
 4. One MLflow run (experiment `proctor` by default, named after the model) gets params, tags, evaluate's metrics
    (`<scorer>/mean`, errors left out) and ours (`accuracy` counting judge errors as failures, error counts, latency,
    tokens, judge-human agreement), the input CSV and a per-row results CSV as artifacts.
