@@ -35,3 +35,19 @@ async def test_command_palette_carries_proctors_commands(openai_env):
         await pilot.pause(0.5)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.query_one("#panes").active == "evaluate")
+
+
+async def test_the_footer_shows_the_keys_of_the_pane_in_front(openai_env):
+    # The footer recomposes only when the keys it shows change (tui/widgets/fitting_footer.py): after every pane
+    # switch, there and back, its keys must still be exactly the active bindings it is meant to show.
+    from textual.widgets._footer import FooterKey
+
+    app = ProctorApp(warm_up=False)
+    async with app.run_test(size=(160, 30)) as pilot:
+        for pane in ("f5", "f3", "f4", "f2", "f5", "f4"):
+            await pilot.press(pane)
+            await pilot.pause(0.3)
+            footer = app.screen.query_one("FittingFooter")
+            want = list(dict.fromkeys(b.action for _, b, _, _ in app.screen.active_bindings.values() if b.show))
+            got = [key.action for key in footer.query(FooterKey) if not key.has_class("-command-palette")]
+            assert got == want, pane

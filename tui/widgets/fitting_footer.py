@@ -16,7 +16,25 @@ from textual.widgets._footer import FooterKey
 class FittingFooter(Footer):
     """Footer that hides the keys that would be cut at the right edge."""
 
+    _shown: tuple | None = None  # what the keys on screen were composed from
+
+    def _keys(self) -> tuple:
+        """Everything `Footer.compose` draws from: the active bindings as it reads them, and its two switches."""
+        return (self.compact, self.show_command_palette, tuple(
+            (binding.key, binding.action, binding.description, binding.show, enabled, tooltip,
+             self.app.get_key_display(binding),
+             None if binding.group is None else (binding.group.description, binding.group.compact))
+            for _, binding, enabled, tooltip in self.screen.active_bindings.values()))
+
     async def recompose(self) -> None:
+        # Textual recomposes the footer on every focus change, and a pane switch or a screen opened fires several:
+        # each costs tens of milliseconds (0.3-0.5 s at a load of 14) on the UI thread, for the same keys. Only a
+        # change of what the keys show is worth it.
+        if self._bindings_ready and self.is_attached:
+            keys = self._keys()
+            if keys == self._shown:
+                return
+            self._shown = keys
         await super().recompose()
         self.call_after_refresh(self._fit)
 
