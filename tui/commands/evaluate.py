@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="for a benchmark: answer even into an answers file holding another benchmark's rows or "
                              "verdicts on another model's answers (they go to a backup beside it first)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, quick_exit=True)  # its work is on disk when it returns: no interpreter teardown
 
 
 def _progress_printer(quiet: bool):  # noqa: ANN202 - a closure
