@@ -1,29 +1,41 @@
 """The Proctor app: one tab per pane (Chat, Grade, Evaluate, Runs), app-wide keys, lazy warm-up of core.
 
-The first frame must not wait for openai or mlflow (2-3 s to import each): nothing here imports them, and
-`on_mount` warms openai up in a thread worker once the screen is drawn.
+The first frame waits for as little as possible (README, "Start-up"): nothing here imports openai, mlflow or
+pandas; only the pane shown first is built before it; the other panes' modules are imported in a thread worker
+once the screen is drawn, and the panes are mounted into their (empty until then) tabs; openai, scipy.stats and
+pandas are warmed up in a thread worker after that. Code that needs a pane goes through `with_pane`, which waits
+for the pane (building it at once if need be) instead of assuming it is there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
+from textual.widget import AwaitMount, Widget
 from textual.widgets import Header, TabbedContent, TabPane
 
 from tui import quick_exit
-from tui.panes.chat import ChatPane
-from tui.panes.evaluate import EvaluatePane
-from tui.panes.grade import GradePane
-from tui.panes.runs import RunsPane
 from tui.screens.main import MainScreen
 from tui.widgets.fitting_footer import FittingFooter
 
 HERE = Path(__file__).parent
+
+# Each pane's tab title and the module that holds it, in tab order.
+PANES: dict[str, tuple[str, str]] = {
+    "chat": ("Chat [dim]F2[/]", "tui.panes.chat"),
+    "grade": ("Grade [dim]F3[/]", "tui.panes.grade"),
+    "evaluate": ("Evaluate [dim]F4[/]", "tui.panes.evaluate"),
+    "runs": ("Runs [dim]F5[/]", "tui.panes.runs"),
+}
 
 
 def _stylesheets() -> list[Path]:
@@ -57,6 +69,14 @@ class ProctorApp(App[None]):
         self.grade_path = grade_path
         self.grade_blind = grade_blind
         self._warm_up = warm_up
+        self._tabs: dict[str, TabPane] = {}
+        self._panes: dict[str, Widget] = {}  # built (mounted, or being mounted)
+        self._waiting: dict[str, list[Callable[[Any], object]]] = {}  # calls for a pane not mounted yet
+        self._asked_for: str | None = None  # the pane last shown before it was mounted: shown again once it is
+
+    @dataclass
+    class PanesImported(Message):
+        """The worker has imported the modules of the panes not built yet."""
 
     def get_default_screen(self) -> Screen:
         return MainScreen(id="_default")
@@ -64,23 +84,87 @@ class ProctorApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(initial=self.initial_pane, id="panes"):
-            with TabPane("Chat [dim]F2[/]", id="chat"):
-                yield ChatPane(model=self.model)
-            with TabPane("Grade [dim]F3[/]", id="grade"):
-                yield GradePane(path=self.grade_path, blind=self.grade_blind)
-            with TabPane("Evaluate [dim]F4[/]", id="evaluate"):
-                yield EvaluatePane()
-            with TabPane("Runs [dim]F5[/]", id="runs"):
-                yield RunsPane()
+            for pane_id, (title, _) in PANES.items():
+                with TabPane(title, id=pane_id) as tab:
+                    self._tabs[pane_id] = tab
+                    if pane_id == self.initial_pane:
+                        self._panes[pane_id] = pane = self._new_pane(pane_id)
+                        yield pane
         yield FittingFooter()
+
+    def _new_pane(self, pane_id: str) -> Widget:
+        module = importlib.import_module(PANES[pane_id][1])
+        if pane_id == "chat":
+            return module.ChatPane(model=self.model)
+        if pane_id == "grade":
+            return module.GradePane(path=self.grade_path, blind=self.grade_blind)
+        if pane_id == "evaluate":
+            return module.EvaluatePane()
+        return module.RunsPane()
 
     def on_load(self) -> None:
         # Before any pane starts a thread worker: quitting must not wait for a worker still importing or working.
         quick_exit.install()
 
     def on_mount(self) -> None:
+        self._run_waiting(self.initial_pane)  # composed with the app: mounted by now
+        # After the first frame is on screen: it waits for neither the other panes nor the warm-up.
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        self.import_panes()
+
+    @work(thread=True, group="panes")
+    def import_panes(self) -> None:
+        """Import the other panes' modules off the UI thread (Textual widgets, DataTable: about 0.5 s), and the
+        chat's Markdown messages (markdown-it), which the first question would otherwise wait for."""
+        for pane_id, (_, module) in PANES.items():
+            if pane_id not in self._panes:
+                importlib.import_module(module)
+        importlib.import_module("tui.widgets.chat_message")
+        self.post_message(self.PanesImported())
+
+    def on_proctor_app_panes_imported(self, _: PanesImported) -> None:
+        for pane_id in PANES:
+            self._build(pane_id)
         if self._warm_up:
-            self.warm_up()
+            self.warm_up()  # after the panes: it would only slow their imports down
+
+    def _build(self, pane_id: str) -> None:
+        """Build the pane and mount it in its tab, unless done already; then run the calls that waited for it."""
+        if pane_id in self._panes:
+            return
+        self._panes[pane_id] = pane = self._new_pane(pane_id)
+        # Awaited in a worker, not here: the keys pressed meanwhile are handled while the pane composes.
+        self.run_worker(self._mounted(pane_id, self._tabs[pane_id].mount(pane)), group="panes")
+
+    async def _mounted(self, pane_id: str, mounting: AwaitMount) -> None:
+        await mounting
+        self._run_waiting(pane_id)
+        if self._asked_for == pane_id:
+            # Shown before it was there (and a focus event still queued may have pulled the old tab back since):
+            # show it and give it the keyboard now.
+            self._asked_for = None
+            self.query_one("#panes", TabbedContent).active = pane_id
+            self.focus_pane(pane_id)
+
+    def _run_waiting(self, pane_id: str) -> None:
+        for then in self._waiting.pop(pane_id, []):
+            then(self._panes[pane_id])
+
+    def with_pane(self, pane_id: str, then: Callable[[Any], object]) -> None:
+        """Call `then(pane)` now if the pane is mounted, else as soon as it is (building it now if need be)."""
+        pane = self._panes.get(pane_id)
+        if pane is not None and pane.is_mounted:
+            then(pane)
+            return
+        self._waiting.setdefault(pane_id, []).append(then)
+        self._build(pane_id)
+
+    def mounted_pane(self, pane_id: str) -> Any:
+        """The pane if it is mounted, else None (a pane not mounted yet has nothing open or loaded)."""
+        pane = self._panes.get(pane_id)
+        return pane if pane is not None and pane.is_mounted else None
 
     @work(thread=True, exclusive=True, group="warm-up")
     def warm_up(self) -> None:
@@ -96,13 +180,25 @@ class ProctorApp(App[None]):
         self.screen.set_focus(None)
         self.query_one("#panes", TabbedContent).active = pane
         self.focus_pane(pane)
+        self._show_when_built(pane)
+
+    def _show_when_built(self, pane: str) -> None:
+        if self.mounted_pane(pane) is not None:
+            self._asked_for = None
+            return
+        self._asked_for = pane
+        self._build(pane)  # shown before the worker got to it: build it now
 
     def focus_pane(self, pane: str) -> None:
         """Give the keyboard to the pane's main widget, so its keys work at once."""
+        if not self.screen_stack:
+            return  # the app has closed
         found = self.screen.query(f"#{pane}")
         if not found or not isinstance(found.first(), TabPane):
             return  # the app is closing (the panes are gone), or another screen is on top
         for child in found.first().children:
+            if not child.is_mounted:
+                return  # still composing: it takes the keyboard once mounted (`_mounted`)
             focus = getattr(child, "focus_default", None)
             if callable(focus):
                 focus()
@@ -110,6 +206,8 @@ class ProctorApp(App[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:
+            if self.mounted_pane(event.pane.id) is None:
+                self._show_when_built(event.pane.id)  # a tab clicked before its pane was built
             self.focus_pane(event.pane.id)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -132,7 +230,7 @@ class ProctorApp(App[None]):
 
     def action_open_csv(self) -> None:
         self.action_show_pane("grade")
-        self.query_one(GradePane).action_open()
+        self.with_pane("grade", lambda pane: pane.action_open())
 
     def action_compare_runs(self) -> None:
         self.action_show_pane("runs")
@@ -140,7 +238,7 @@ class ProctorApp(App[None]):
 
     def action_mlflow_ui(self) -> None:
         self.action_show_pane("runs")
-        self.query_one(RunsPane).action_mlflow_ui()
+        self.with_pane("runs", lambda pane: pane.action_mlflow_ui())
 
     # -- hooks the panes use to hand work to each other
 
@@ -150,32 +248,37 @@ class ProctorApp(App[None]):
         It starts from the model the Chat pane talks to: the one the user has just been trying."""
         from tui.widgets.answer_screen import AnswerScreen
 
-        self.push_screen(AnswerScreen(model=self.query_one(ChatPane).model_uri))
+        self.with_pane("chat", lambda pane: self.push_screen(AnswerScreen(model=pane.model_uri)))
 
     def open_in_grade(self, path: str) -> None:
         """Show the Grade pane on `path` (an answers CSV)."""
         self.action_show_pane("grade")
-        self.query_one(GradePane).open_file(path)
+        self.with_pane("grade", lambda pane: pane.open_file(path))
 
     def run_logged(self, run_id: str) -> None:
         """An evaluation run ended in the app: the Runs pane lists it without waiting for `r`."""
-        self.query_one(RunsPane).action_reload()
+        runs = self.mounted_pane("runs")
+        if runs is not None:  # else it lists the runs when it mounts
+            runs.action_reload()
 
     def lend_to_evaluation(self, path: str) -> bool:
         """An evaluation of `path` starts: the Grade pane lets go of the file it writes into, if it has it open."""
-        from pathlib import Path
-
+        grade = self.mounted_pane("grade")
+        if grade is None:
+            return False  # not mounted yet: it has no file open
         stem = f"{Path(path).stem}.answers."  # a benchmark's answers file: STEM.answers.MODEL.csv
-        return self.query_one(GradePane).lend_file(path, stem, "an evaluation in this Proctor (Evaluate pane)")
+        return grade.lend_file(path, stem, "an evaluation in this Proctor (Evaluate pane)")
 
     def evaluation_done(self) -> None:
         """The evaluation ended: the Grade pane writes its file again (reloaded with the judge's columns)."""
-        self.query_one(GradePane).take_back()
+        grade = self.mounted_pane("grade")
+        if grade is not None:
+            grade.take_back()
 
     def show_run(self, run_id: str) -> None:
         """Show the Runs pane with `run_id` opened."""
         self.action_show_pane("runs")
-        self.query_one(RunsPane).show_run(run_id)
+        self.with_pane("runs", lambda pane: pane.show_run(run_id))
 
     def action_toggle_keys(self) -> None:
         if self.screen.query("KeyPanel"):

@@ -8,7 +8,8 @@ from textual.widgets import Input, Static, TabbedContent
 from tests.conftest import TEST_KEY
 from tests.tui.pilot import wait_for
 from tui.app import ProctorApp
-from tui.panes.chat import AnswerLabel, ChatMessage, ChatPane
+from tui.panes.chat import AnswerLabel, ChatPane
+from tui.widgets.chat_message import ChatMessage
 
 
 def answered(pane: ChatPane, turns: int):

@@ -21,11 +21,12 @@ from tests.hostile import HOSTILE, assert_harmless, visible
 from tests.runs_support import QUESTIONS, Row, log_contract_run, store_at
 from tests.tui.pilot import wait_for
 from tui.app import ProctorApp
-from tui.panes.chat import ChatMessage, ChatPane
+from tui.panes.chat import ChatPane
 from tui.panes.grade import GradePane
 from tui.panes.runs import RunsPane
 from tui.screens.compare import CompareScreen
 from tui.screens.run_detail import RunDetailScreen
+from tui.widgets.chat_message import ChatMessage
 
 TUI = Path(__file__).resolve().parents[2] / "tui"
 

@@ -10,30 +10,21 @@ I/O); the worker posts past-tense messages back to the pane.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Input, Markdown, Static
+from textual.widgets import Input, Static
 
 from core.safety import PrintableStream, printable, scrub
 from tui import untrusted
 from tui.widgets.model_picker import ModelPickerScreen
 
-
-class ChatMessage(Markdown):
-    """One turn of the conversation, styled by role; an answer also knows the model that gave it.
-
-    The text is shown printable (core.safety): a model's escape sequences show as `␛`, they never drive the terminal.
-    """
-
-    def __init__(self, role: str, text: str = "", model: str | None = None) -> None:
-        super().__init__(printable(text), classes=f"chat-message {role}")
-        self.role = role
-        self.text = printable(text)  # what is shown, and what Ctrl+Y copies
-        self.model = model
+if TYPE_CHECKING:
+    from tui.widgets.chat_message import ChatMessage
 
 
 class AnswerLabel(Static):
@@ -164,6 +155,10 @@ class ChatPane(Vertical):
         if not self.history or self.history[-1] != question:
             self.history.append(question)
         self._recall_at = None
+        from textual.widgets import Markdown
+
+        from tui.widgets.chat_message import ChatMessage
+
         for empty in self.query("#chat-empty"):
             await empty.remove()
         log = self.query_one("#chat-log", VerticalScroll)
@@ -270,6 +265,8 @@ class ChatPane(Vertical):
             log.scroll_page_down()
 
     def action_copy(self) -> None:
+        from tui.widgets.chat_message import ChatMessage
+
         answers = [m for m in self.query(ChatMessage) if m.role == "assistant" and m.text]
         if not answers:
             self.notify("No answer to copy yet.", severity="warning")
