@@ -71,6 +71,7 @@ class ProctorApp(App[None]):
         self._warm_up = warm_up
         self._tabs: dict[str, TabPane] = {}
         self._panes: dict[str, Widget] = {}  # built (mounted, or being mounted)
+        self._mounting: dict[str, AwaitMount] = {}  # awaited: the pane is mounted
         self._waiting: dict[str, list[Callable[[Any], object]]] = {}  # calls for a pane not mounted yet
         self._asked_for: str | None = None  # the pane last shown before it was mounted: shown again once it is
 
@@ -132,11 +133,12 @@ class ProctorApp(App[None]):
 
     def _build(self, pane_id: str) -> None:
         """Build the pane and mount it in its tab, unless done already; then run the calls that waited for it."""
-        if pane_id in self._panes:
-            return
+        if pane_id in self._panes or not self._tabs[pane_id].is_attached:
+            return  # built already, or the app is closing
         self._panes[pane_id] = pane = self._new_pane(pane_id)
+        self._mounting[pane_id] = mounting = self._tabs[pane_id].mount(pane)
         # Awaited in a worker, not here: the keys pressed meanwhile are handled while the pane composes.
-        self.run_worker(self._mounted(pane_id, self._tabs[pane_id].mount(pane)), group="panes")
+        self.run_worker(self._mounted(pane_id, mounting), group="panes")
 
     async def _mounted(self, pane_id: str, mounting: AwaitMount) -> None:
         await mounting
@@ -175,7 +177,20 @@ class ProctorApp(App[None]):
         warm_up()
         import pandas  # noqa: F401 - grading, answering and evaluating read their CSVs with it
 
-    def action_show_pane(self, pane: str) -> None:
+    async def action_show_pane(self, pane: str) -> None:
+        """F2-F5. A pane not built yet (the first moments, or a loaded machine) is built now and waited for, so that
+        the keys pressed meanwhile wait too and reach it, as they would a pane that was there."""
+        if self.mounted_pane(pane) is None:
+            self.screen.set_focus(None)
+            self.query_one("#panes", TabbedContent).active = pane
+            self._build(pane)
+            mounting = self._mounting.get(pane)
+            if mounting is not None:
+                await mounting
+        self.show_pane(pane)
+
+    def show_pane(self, pane: str) -> None:
+        """Show the pane and give it the keyboard (once it is mounted, if it is not yet)."""
         # Drop focus first: a focused widget left in the old pane would pull its tab back to the front.
         self.screen.set_focus(None)
         self.query_one("#panes", TabbedContent).active = pane
@@ -229,15 +244,15 @@ class ProctorApp(App[None]):
         yield from super().get_system_commands(screen)
 
     def action_open_csv(self) -> None:
-        self.action_show_pane("grade")
+        self.show_pane("grade")
         self.with_pane("grade", lambda pane: pane.action_open())
 
     def action_compare_runs(self) -> None:
-        self.action_show_pane("runs")
+        self.show_pane("runs")
         self.notify("Mark two runs with Space, then press c to compare them.")
 
     def action_mlflow_ui(self) -> None:
-        self.action_show_pane("runs")
+        self.show_pane("runs")
         self.with_pane("runs", lambda pane: pane.action_mlflow_ui())
 
     # -- hooks the panes use to hand work to each other
@@ -252,7 +267,7 @@ class ProctorApp(App[None]):
 
     def open_in_grade(self, path: str) -> None:
         """Show the Grade pane on `path` (an answers CSV)."""
-        self.action_show_pane("grade")
+        self.show_pane("grade")
         self.with_pane("grade", lambda pane: pane.open_file(path))
 
     def run_logged(self, run_id: str) -> None:
@@ -277,8 +292,23 @@ class ProctorApp(App[None]):
 
     def show_run(self, run_id: str) -> None:
         """Show the Runs pane with `run_id` opened."""
-        self.action_show_pane("runs")
+        self.show_pane("runs")
         self.with_pane("runs", lambda pane: pane.show_run(run_id))
+
+    async def action_quit(self) -> None:
+        """Ctrl+Q (and the command palette's Quit). In the `proctor` command the process ends here, at once
+        (`quick_exit.leave`): running jobs get a moment to finish, the panes give up their files and servers, the
+        terminal is restored. Elsewhere (tests, `main()` called in-process) Textual's own exit, which unmounts the
+        panes (they do the same on unmount)."""
+        if not quick_exit.armed():
+            self.exit()
+            return
+        quick_exit.finish_jobs()  # a verdict being saved is written before the file's lock is given up
+        for pane in self._panes.values():
+            release = getattr(pane, "release", None)
+            if callable(release):
+                release()
+        quick_exit.leave(self._driver)
 
     def action_toggle_keys(self) -> None:
         if self.screen.query("KeyPanel"):

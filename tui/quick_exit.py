@@ -14,7 +14,10 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from textual.driver import Driver
 
 GRACE_S = 0.25
 
@@ -64,11 +67,16 @@ class WorkerExecutor(concurrent.futures.ThreadPoolExecutor):
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
+_executor: WorkerExecutor | None = None
+
+
 def install() -> None:
     """Make the running event loop's thread workers `WorkerExecutor` jobs (call from inside the app's loop)."""
     import asyncio  # here, not at the top: every CLI command imports this module, and asyncio costs 0.1-0.6 s
 
-    asyncio.get_running_loop().set_default_executor(WorkerExecutor())
+    global _executor
+    _executor = WorkerExecutor()
+    asyncio.get_running_loop().set_default_executor(_executor)
 
 
 _armed = False  # set by the console script only: `main()` called in-process (tests, a notebook) must return
@@ -78,6 +86,29 @@ def arm() -> None:
     """Allow `exit_process` to end the process: called by the `proctor` entry point, never by `main()`."""
     global _armed
     _armed = True
+
+
+def armed() -> bool:
+    """True in the `proctor` command's own process (see `arm`)."""
+    return _armed
+
+
+def finish_jobs() -> None:
+    """Give the thread workers still running `GRACE_S` to finish (a verdict being saved), as the app's end would."""
+    if _executor is not None:
+        _executor.shutdown(wait=True)
+
+
+def leave(driver: Driver | None, code: int = 0) -> None:
+    """Quit now, from inside the app (armed only): restore the terminal through the app's driver, then
+    `exit_process`. Textual's own exit first tears down every screen and widget, one message at a time; with a job
+    running in a thread (an answer, an evaluation, an import) each of those waits for the GIL, and the terminal came
+    back after 2-4 s on a loaded machine. The caller does first what that teardown did that matters (its panes give
+    up their files and servers) and calls `finish_jobs`."""
+    if driver is not None:
+        driver.stop_application_mode()  # the terminal as it was: main screen, cursor, echo, no mouse reports
+        driver.close()  # waits for the writer thread to have written all of that
+    exit_process(code)
 
 
 def exit_process(code: int) -> None:

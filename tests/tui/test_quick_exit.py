@@ -82,3 +82,41 @@ def test_exit_process_returns_unless_the_console_script_armed_it(monkeypatch) ->
     monkeypatch.setattr(quick_exit, "_armed", False)
     quick_exit.exit_process(0)  # returns: were it to end the process, pytest would stop here with status 0
     assert quick_exit._armed is False
+
+
+def test_ctrl_q_in_the_proctor_command_releases_the_open_file_and_exits_at_once(tmp_path: Path,
+                                                                                 openai_env) -> None:
+    # The console script's quick quit: no Textual teardown, so what the panes' unmount did must still happen.
+    from core.filelock import lock_path
+    from tests.tui.test_grade_pane import answers_csv
+
+    path = answers_csv(tmp_path / "a.csv")
+    marker = tmp_path / "atexit-ran"
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(f"""
+        import atexit, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from core.filelock import lock_path
+        from tui import quick_exit
+        from tui.app import ProctorApp
+
+        atexit.register(lambda: Path({str(marker)!r}).write_text("yes"))
+        quick_exit.arm()  # as the `proctor` entry point does
+
+        async def pilot(pilot):
+            app = pilot.app
+            while app.mounted_pane("grade") is None or app.mounted_pane("grade").session is None:
+                await pilot.pause(0.05)
+            assert lock_path({str(path)!r}).exists(), "the pane holds the file"
+            await pilot.press("ctrl+q")
+
+        ProctorApp(pane="grade", grade_path={str(path)!r}, warm_up=False).run(headless=True, auto_pilot=pilot)
+        print("Textual's exit ran: the quick quit did not happen")
+        sys.exit(3)
+    """))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert marker.read_text() == "yes", "the exit handlers ran (child servers are stopped there)"
+    assert not lock_path(path).exists(), "the Grade pane gave the file up"

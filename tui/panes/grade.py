@@ -180,6 +180,11 @@ class GradePane(Vertical, can_focus=True):
         self.set_interval(2.0, self._check_disk)
 
     def on_unmount(self) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """The app is closing: stop sending verdicts (what is left stays pending in the file) and give up the file's
+        lock. Called on unmount, and by the app's quick quit, which unmounts nothing. Safe to call twice."""
         self._stop_feedback()
         if self.session is not None:
             self.session.close()

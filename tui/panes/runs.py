@@ -291,11 +291,16 @@ class RunsPane(Vertical):
         self.action_reload()
 
     def on_unmount(self) -> None:
-        # The app is closing (or the pane is gone): MLflow's UI must not outlive it.
+        self.release()
+
+    def release(self) -> None:
+        """The app is closing (or the pane is gone): MLflow's UI must not outlive it. Called on unmount, and by the
+        app's quick quit, which unmounts nothing. Safe to call twice."""
         self._server_cancel.set()
-        if self._server is not None:
+        server, self._server = self._server, None
+        if server is not None:
             # Detached: SIGTERM now, and a stopper process SIGKILLs it later if need be; the app quits at once.
-            self._server.stop(grace_s=5.0, detach=True)
+            server.stop(grace_s=5.0, detach=True)
 
     def on_resize(self) -> None:
         # Which columns fit depends on the width: refill only when that changes the set.

@@ -36,6 +36,9 @@ class FittingFooter(Footer):
                 return
             self._shown = keys
         await super().recompose()
+        # Fitted at once (the widths come from the content, not the layout), so that no frame shows the new keys
+        # unfitted; and again after the refresh, once they are laid out.
+        self._fit()
         self.call_after_refresh(self._fit)
 
     def on_resize(self, event: events.Resize) -> None:
