@@ -127,7 +127,8 @@ def quit_seconds(cwd: Path, env: str, case: str, attempt: int) -> float:
             time.sleep(1.0)
         elif case == "evaluate":
             shutil.copyfile(cwd / "answers.csv", cwd / f"answers-{attempt}.csv")  # judged afresh each attempt
-            keys(session, "F4", pause=1.0)
+            keys(session, "F4")
+            wait_for(session, "Fill in the form", 120)  # keys sent before the pane has them would go elsewhere
             keys(session, "C-u")
             type_text(session, f"answers-{attempt}.csv")
             keys(session, "Tab", "Tab")

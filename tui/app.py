@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -74,10 +74,13 @@ class ProctorApp(App[None]):
         self._mounting: dict[str, AwaitMount] = {}  # awaited: the pane is mounted
         self._waiting: dict[str, list[Callable[[Any], object]]] = {}  # calls for a pane not mounted yet
         self._asked_for: str | None = None  # the pane last shown before it was mounted: shown again once it is
+        self._held_keys: list[events.Key] | None = None  # keys typed while F2-F5 waits for a pane being built
 
     @dataclass
     class PanesImported(Message):
         """The worker has imported the modules of the panes not built yet."""
+
+    PRIORITY_KEYS = frozenset(binding.key for binding in BINDINGS if binding.priority)
 
     def get_default_screen(self) -> Screen:
         return MainScreen(id="_default")
@@ -148,7 +151,7 @@ class ProctorApp(App[None]):
             # show it and give it the keyboard now.
             self._asked_for = None
             self.query_one("#panes", TabbedContent).active = pane_id
-            self.focus_pane(pane_id)
+            self.focus_pane(pane_id, now=True)
 
     def _run_waiting(self, pane_id: str) -> None:
         for then in self._waiting.pop(pane_id, []):
@@ -180,14 +183,32 @@ class ProctorApp(App[None]):
     async def action_show_pane(self, pane: str) -> None:
         """F2-F5. A pane not built yet (the first moments, or a loaded machine) is built now and waited for, so that
         the keys pressed meanwhile wait too and reach it, as they would a pane that was there."""
-        if self.mounted_pane(pane) is None:
-            self.screen.set_focus(None)
-            self.query_one("#panes", TabbedContent).active = pane
-            self._build(pane)
-            mounting = self._mounting.get(pane)
-            if mounting is not None:
-                await mounting
+        if self.mounted_pane(pane) is None and self._held_keys is None:
+            self._held_keys = []  # see on_event
+            try:
+                self.screen.set_focus(None)
+                self.query_one("#panes", TabbedContent).active = pane
+                self._build(pane)
+                mounting = self._mounting.get(pane)
+                if mounting is not None:
+                    await mounting
+                self._asked_for = None
+                self.query_one("#panes", TabbedContent).active = pane  # a focus event queued meanwhile moves it
+                self.focus_pane(pane, now=True)
+            finally:
+                held, self._held_keys = self._held_keys, None
+                for key in held:
+                    await super().on_event(key)  # to the pane's widget that has the keyboard now
+            return
         self.show_pane(pane)
+
+    async def on_event(self, event: events.Event) -> None:
+        # While F2-F5 waits for a pane being built, the keys typed meanwhile are held here and handed on once it has
+        # the keyboard (they would reach no widget before). Ctrl+Q is not held.
+        if self._held_keys is not None and isinstance(event, events.Key) and event.key not in self.PRIORITY_KEYS:
+            self._held_keys.append(event)
+            return
+        await super().on_event(event)
 
     def show_pane(self, pane: str) -> None:
         """Show the pane and give it the keyboard (once it is mounted, if it is not yet)."""
@@ -204,8 +225,9 @@ class ProctorApp(App[None]):
         self._asked_for = pane
         self._build(pane)  # shown before the worker got to it: build it now
 
-    def focus_pane(self, pane: str) -> None:
-        """Give the keyboard to the pane's main widget, so its keys work at once."""
+    def focus_pane(self, pane: str, now: bool = False) -> None:
+        """Give the keyboard to the pane's main widget, so its keys work at once. `now`: before the messages
+        already queued (keys typed while the pane was being built), not after them as `Widget.focus` would."""
         if not self.screen_stack:
             return  # the app has closed
         found = self.screen.query(f"#{pane}")
@@ -214,6 +236,10 @@ class ProctorApp(App[None]):
         for child in found.first().children:
             if not child.is_mounted:
                 return  # still composing: it takes the keyboard once mounted (`_mounted`)
+            target = getattr(child, "focus_target", None)
+            if now and callable(target):
+                self.screen.set_focus(target())
+                return
             focus = getattr(child, "focus_default", None)
             if callable(focus):
                 focus()

@@ -6,6 +6,9 @@ mlflow on a loaded machine kept the terminal blank for 20 s after Ctrl+Q (measur
 each job on a daemon thread instead, and its shutdown waits at most `GRACE_S` for jobs still running: a short job
 (a verdict being saved) finishes, a long one (an import, an evaluation) is abandoned with the process. Every file
 Proctor writes is written atomically (temporary file, then rename), so an abandoned write leaves the old file whole.
+
+In the `proctor` command (`arm`), Ctrl+Q does not even wait for Textual's teardown of the screens: `leave` restores
+the terminal and ends the process from the key itself (see `ProctorApp.action_quit`).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from core.safety import PrintableStream, printable, scrub
@@ -113,7 +114,11 @@ class ChatPane(Vertical):
         self._show_model()
 
     def focus_default(self) -> None:
-        self.query_one("#chat-input", Input).focus()
+        self.focus_target().focus()
+
+    def focus_target(self) -> Widget:
+        """The widget that takes the keyboard when the pane is shown."""
+        return self.query_one("#chat-input", Input)
 
     # -- model
     def _show_model(self) -> None:

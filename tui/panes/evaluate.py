@@ -165,10 +165,13 @@ class EvaluatePane(Vertical):
             self.query_one("#eval-summary-box").focus()
 
     def focus_default(self) -> None:
+        self.focus_target().focus()
+
+    def focus_target(self) -> Widget:
+        """The widget that takes the keyboard when the pane is shown."""
         if self.query_one("#eval-live").display:
-            self.query_one("#eval-summary-box").focus()
-        else:
-            self.query_one("#eval-path", Input).focus()
+            return self.query_one("#eval-summary-box")
+        return self.query_one("#eval-path", Input)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # The footer shows only the keys that do something now, so that it fits 80 columns.

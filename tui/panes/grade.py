@@ -34,6 +34,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from core.safety import one_line, printable
@@ -190,12 +191,15 @@ class GradePane(Vertical, can_focus=True):
             self.session.close()
 
     def focus_default(self) -> None:
+        self.focus_target().focus()
+
+    def focus_target(self) -> Widget:
+        """The widget that takes the keyboard when the pane is shown."""
         if self.session is None:
-            self.query_one(CsvPicker).focus_default()
-        elif self.table_mode:
-            self.query_one(DataTable).focus()
-        else:
-            self.focus()
+            return self.query_one(CsvPicker).focus_target()
+        if self.table_mode:
+            return self.query_one(DataTable)
+        return self
 
     # -- opening
 

@@ -25,6 +25,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
 from core.safety import mask_url, one_line, shown
@@ -310,7 +311,11 @@ class RunsPane(Vertical):
             self._plot()
 
     def focus_default(self) -> None:
-        self.query_one("#runs-table", DataTable).focus()
+        self.focus_target().focus()
+
+    def focus_target(self) -> Widget:
+        """The widget that takes the keyboard when the pane is shown."""
+        return self.query_one("#runs-table", DataTable)
 
     # -- loading
     def action_reload(self) -> None:

@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
@@ -104,8 +105,11 @@ class CsvPicker(Vertical):
                 continue  # the list was refreshed meanwhile
 
     def focus_default(self) -> None:
+        self.focus_target().focus()
+
+    def focus_target(self) -> Widget:
         # What is typed wins: focus starts in the path field; the list is a helper one key away.
-        self.query_one(PathInput).focus()
+        return self.query_one(PathInput)
 
     def action_to_list(self) -> None:
         options = self.query_one(OptionList)
