@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from textual.widgets import TabbedContent, TabPane
+from textual.widgets import Input, TabbedContent, TabPane
 
 from tests.tui.pilot import wait_for
 from tests.tui.test_grade_pane import answers_csv
@@ -102,6 +102,16 @@ async def test_a_pane_shown_before_it_is_built_is_built_and_takes_the_keyboard(o
         await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "csv-picker-input")
         assert app.query_one("#panes", TabbedContent).active == "grade"
         assert app.mounted_pane("evaluate") is None  # only what was asked for
+
+
+async def test_keys_typed_while_a_pane_is_being_built_reach_it(openai_env) -> None:  # noqa: ANN001
+    app = _NoBackgroundBuild(warm_up=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f4", *"abc", "tab", "x")  # F4 waits for the pane; the keys after it are held meanwhile
+        await wait_for(pilot, lambda: app.mounted_pane("evaluate") is not None
+                       and app.query_one("#eval-model", Input).value == "x")
+        assert app.query_one("#eval-path", Input).value == "abc"
+        assert app.query_one("#panes", TabbedContent).active == "evaluate"
 
 
 async def test_a_call_for_a_pane_not_built_yet_waits_for_it(openai_env, tmp_path: Path) -> None:  # noqa: ANN001
