@@ -130,9 +130,7 @@ def quit_seconds(cwd: Path, env: str, case: str, attempt: int) -> float:
             keys(session, "F4")
             wait_for(session, "Fill in the form", 120)  # keys sent before the pane has them would go elsewhere
             keys(session, "C-u")
-            type_text(session, f"answers-{attempt}.csv")
-            keys(session, "Tab", "Tab")
-            type_text(session, "openai:/gpt-4.1-nano")
+            type_text(session, f"answers-{attempt}.csv")  # the judge: PROCTOR_JUDGE, the form's default
             keys(session, "C-r")
             wait_for(session, "judged", 300)
             time.sleep(1.0)
@@ -194,6 +192,7 @@ def main() -> None:
             if source.exists():
                 shutil.copyfile(source, folder / "mlflow.db")
             env = (f"PYTHONPATH={ROOT} OPENAI_API_KEY=bench OPENAI_BASE_URL={url} OPENAI_MODEL=gpt-4.1-mini "
+                   "PROCTOR_JUDGE=openai:/gpt-4.1-nano "
                    f"MLFLOW_DISABLE_TELEMETRY=true MLFLOW_TRACKING_URI=sqlite:///{folder / 'mlflow.db'}")
             prepare(folder, env)
             for case in ["bare", *cases]:
