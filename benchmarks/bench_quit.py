@@ -131,6 +131,7 @@ def quit_seconds(cwd: Path, env: str, case: str, attempt: int) -> float:
             wait_for(session, "Fill in the form", 120)  # keys sent before the pane has them would go elsewhere
             keys(session, "C-u")
             type_text(session, f"answers-{attempt}.csv")  # the judge: PROCTOR_JUDGE, the form's default
+            wait_for(session, f"CSV    answers-{attempt}.csv", 60)
             keys(session, "C-r")
             wait_for(session, "judged", 300)
             time.sleep(1.0)
