@@ -1,9 +1,9 @@
 """The Proctor app: one tab per pane (Chat, Grade, Evaluate, Runs), app-wide keys, lazy warm-up of core.
 
-The first frame waits for as little as possible (README, "Start-up"): nothing here imports openai, mlflow or
-pandas; only the pane shown first is built before it; the other panes' modules are imported in a thread worker
-once the screen is drawn, and the panes are mounted into their (empty until then) tabs; openai, scipy.stats and
-pandas are warmed up in a thread worker after that. Code that needs a pane goes through `with_pane`, which waits
+The first frame waits for as little as possible (README, "Start-up and quitting"): nothing here imports openai,
+mlflow or pandas; only the pane shown first is built before it; the other panes' modules are imported in a thread worker
+once the screen is drawn, and the panes are mounted into their (empty until then) tabs; openai and pandas are
+warmed up in a thread worker after that. Code that needs a pane goes through `with_pane`, which waits
 for the pane (building it at once if need be) instead of assuming it is there.
 """
 
