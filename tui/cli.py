@@ -81,8 +81,13 @@ def interrupted_status() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     global _quick_exit
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv:
+        args = build_parser().parse_args(argv)
+    else:
+        # `proctor` alone opens the app: the parser (which imports every command's module) is not needed for that,
+        # and the first frame would wait for it.
+        args = argparse.Namespace(command=None, app_model=None)
     _quick_exit = bool(getattr(args, "quick_exit", False))
     if args.command is not None and threading.current_thread() is threading.main_thread():
         # SIGTERM and SIGHUP (a closed SSH session) stop a command the way Ctrl-C does: what is done is saved,

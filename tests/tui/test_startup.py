@@ -23,25 +23,32 @@ from tui.app import PANES, ProctorApp
 ROOT = Path(__file__).resolve().parents[2]
 
 HEAVY = ("openai", "mlflow", "pandas", "numpy", "scipy", "httpx", "markdown_it")
+# Each subcommand's module: `proctor` alone needs none of them.
+COMMANDS = "tui.commands."
 PANE_MODULES = ("tui.panes.chat", "tui.panes.grade", "tui.panes.evaluate", "tui.panes.runs")
 
-# The entry path of `proctor` without a command (tui.cli.main), then the app run headless and stopped when its
-# first frame is drawn: `_after_first_frame` is where the app starts loading everything else.
+# `proctor` without arguments (tui.cli.main, as the console script runs it; another pane: the app made directly),
+# the app run headless and stopped when its first frame is drawn: `_after_first_frame` is where the app starts
+# loading everything else.
 FIRST_FRAME = """
 import json, sys
+import tui.app
 import tui.cli
-tui.cli.build_parser().parse_args([])
-from core.config import load_settings, resolve_model
-resolve_model(None, load_settings())
-from tui.app import ProctorApp
 
-class Probe(ProctorApp):
-    def _after_first_frame(self):
-        self.exit(sorted(sys.modules))
+seen = []
 
-app = Probe(pane=sys.argv[1])
-app.run(headless=True, size=(80, 24))
-print(json.dumps({"modules": app.return_value, "shown": bool(app.return_value)}))
+def after_first_frame(self):
+    seen.extend(sorted(sys.modules))
+    self.exit()
+
+run = tui.app.ProctorApp.run
+tui.app.ProctorApp._after_first_frame = after_first_frame
+tui.app.ProctorApp.run = lambda self, **options: run(self, headless=True, size=(80, 24))
+if sys.argv[1] == "chat":
+    assert tui.cli.main([]) == 0
+else:
+    tui.app.ProctorApp(pane=sys.argv[1]).run()
+print(json.dumps({"modules": seen, "shown": bool(seen)}))
 """
 
 
@@ -66,6 +73,7 @@ def test_the_first_frame_loads_no_heavy_library_and_only_the_pane_shown(pane: st
     assert not _tops(loaded) & set(HEAVY), "imported before the first frame: " + ", ".join(
         sorted(_tops(loaded) & set(HEAVY)))
     assert f"tui.panes.{pane}" in loaded
+    assert not [module for module in loaded if module.startswith(COMMANDS)], "the command parser was built"
     others = {module for module in PANE_MODULES if module != f"tui.panes.{pane}"}
     assert not loaded & others, f"built before the first frame: {sorted(loaded & others)}"
 
