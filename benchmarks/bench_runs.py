@@ -128,6 +128,15 @@ def _until(session: str, keys: list[str], wanted: str, limit: float = 30.0) -> f
     return time.perf_counter() - started
 
 
+def _until_gone(session: str, text: str, limit: float = 30.0) -> None:
+    """Wait until `text` has left the screen (a key sent right after Escape could be read as Alt+key)."""
+    started = time.perf_counter()
+    while text in _screen(session):
+        if time.perf_counter() - started > limit:
+            raise SystemExit(f"{text!r} still on screen after {limit:.0f} s")
+        time.sleep(0.05)
+
+
 def _report(label: str, times: list[float]) -> None:
     print(f"{label:<46} median {statistics.median(times):5.2f} s  (min {min(times):.2f}, max {max(times):.2f}; "
           f"{load()})", flush=True)
@@ -149,8 +158,11 @@ def app_f5(cwd: Path, env: dict[str, str], newest: str, repeat: int) -> None:
             time.sleep(0.5)
             detail.append(_until(session, ["Enter"], "rows from results/results.csv"))
             subprocess.run(["tmux", "send-keys", "-t", session, "Escape"], check=True)
+            _until_gone(session, "rows from results/results.csv")
             time.sleep(0.5)
-            subprocess.run(["tmux", "send-keys", "-t", session, "Space", "Down", "Space"], check=True)
+            for key in ("Space", "Down", "Space"):
+                subprocess.run(["tmux", "send-keys", "-t", session, key], check=True)
+                time.sleep(0.3)
             time.sleep(0.5)
             compare.append(_until(session, ["c"], "questions matched"))
         finally:
