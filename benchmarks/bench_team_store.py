@@ -124,7 +124,12 @@ def mlflow_server(backend: str, folder: Path, workers: int) -> Iterator[str]:
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=folder,
                             start_new_session=True)
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", 600, proc)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/health", 600, proc)
+        except RuntimeError as error:
+            log.flush()
+            tail = (folder / "mlflow-server.log").read_text(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"{error}: {' | '.join(tail)[-600:]}") from None
         print(f"  mlflow server ({workers} worker(s)) ready after {time.monotonic() - started:.1f} s ({load()})",
               flush=True)
         yield f"http://127.0.0.1:{port}"
@@ -181,7 +186,8 @@ def postgres_cluster() -> Iterator[str]:
             subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
                             "mlflow"], **run)
             print(f"  postgres cluster up on 127.0.0.1:{port} after {time.monotonic() - started:.1f} s", flush=True)
-            yield f"postgresql://postgres@127.0.0.1:{port}/mlflow"
+            # +psycopg2: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, a driver this venv may not have.
+            yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"
         finally:
             subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
                            capture_output=True)
@@ -203,7 +209,12 @@ def evaluate_once(answers: Path, folder: Path, env: dict[str, str], tag: str) ->
 
 
 def finish(proc: subprocess.Popen, tag: str) -> dict[str, float]:
-    out, err = proc.communicate(timeout=1200)
+    try:
+        out, err = proc.communicate(timeout=1200)
+    except BaseException:
+        proc.kill()  # interrupted (Ctrl-C, SIGTERM, timeout): leave no evaluation running
+        proc.wait()
+        raise
     if proc.returncode != 0:
         raise RuntimeError(f"{tag}: proctor evaluate failed ({proc.returncode}): {err.strip()[-800:]}")
     lines = [line for line in err.splitlines() if line.startswith("TIMINGS ")]
@@ -300,6 +311,8 @@ def main() -> None:
     parser.add_argument("--stores", default="local,server-sqlite,server-postgres")
     parser.add_argument("--pair", action="store_true", help="also two evaluates at once on each store")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so that the servers and the PostgreSQL cluster started here are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.latencies = [float(x) for x in args.latencies.split(",")]
     stores = args.stores.split(",")
 
