@@ -323,13 +323,17 @@ class ProctorApp(App[None]):
 
     async def action_quit(self) -> None:
         """Ctrl+Q (and the command palette's Quit). In the `proctor` command the process ends here, at once
-        (`quick_exit.leave`): running jobs get a moment to finish, the panes give up their files and servers, the
-        terminal is restored. Elsewhere (tests, `main()` called in-process) Textual's own exit, which unmounts the
-        panes (they do the same on unmount)."""
+        (`quick_exit.leave`): a verdict being saved gets a moment to finish, the panes give up their files and
+        servers, the terminal is restored. Elsewhere (tests, `main()` called in-process) Textual's own exit, which
+        unmounts the panes (they do the same on unmount)."""
         if not quick_exit.armed():
             self.exit()
             return
-        quick_exit.finish_jobs()  # a verdict being saved is written before the file's lock is given up
+        grade = self.mounted_pane("grade")
+        if grade is not None and grade.saving:
+            # A verdict being saved is written before the file's lock is given up. Other jobs (an answer run, an
+            # evaluation, an import) are not waited for: they would not finish in time, and they save as they go.
+            quick_exit.finish_jobs()
         for pane in self._panes.values():
             release = getattr(pane, "release", None)
             if callable(release):
