@@ -441,7 +441,7 @@ def _ask_and_save(plan: _Plan, spec: ModelSpec, settings: Settings, summary: Ans
                   fresh: bool, concurrency: int | None, on_progress: Callable[[Progress], None] | None,
                   cancel: threading.Event) -> AnswerSummary:
     """Send the rows still to ask; save every answer as it arrives (journal at once, the CSV in small batches)."""
-    from core.llm import CallOptions, Engine
+    from core.llm import CallOptions, Engine, run_sync
 
     file = AnswersFile(plan.out, plan.header, plan.inputs, plan.keys, settings.secrets(), plan.extra_header)
     for i, (values, extras) in enumerate(zip(plan.values, plan.extras, strict=True)):
@@ -532,7 +532,7 @@ def _ask_and_save(plan: _Plan, spec: ModelSpec, settings: Settings, summary: Ans
     progress(force=True)
     try:
         if pending:
-            asyncio.run(run())
+            run_sync(run)
     except KeyboardInterrupt:
         summary.cancelled = True
         finish()

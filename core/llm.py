@@ -561,9 +561,25 @@ def run_sync(make_coroutine: Callable[[], Any]) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(make_coroutine())
+        return asyncio.run(_quiet_on_stop(make_coroutine()))
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
+        return pool.submit(lambda: asyncio.run(_quiet_on_stop(make_coroutine()))).result()
+
+
+async def _quiet_on_stop(coroutine: Any) -> Any:
+    """`coroutine`, in a loop that does not print the traceback of a task stopped by Ctrl-C, SIGTERM or SIGHUP.
+
+    The signal handler raises in the main thread wherever it is, so under load the KeyboardInterrupt often lands in
+    one request's task rather than the main one; asyncio then reports that task's "exception never retrieved" with a
+    traceback, after the command has already said what it kept.
+    """
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if not isinstance(context.get("exception"), KeyboardInterrupt):
+            loop.default_exception_handler(context)
+
+    asyncio.get_running_loop().set_exception_handler(handler)
+    return await coroutine
 
 
 def engine_for(model: str | None = None, settings: Settings | None = None, **overrides: Any) -> Engine:

@@ -580,7 +580,7 @@ def _proctor_env(server: FakeLLMServer) -> dict[str, str]:
     return env
 
 
-def _wait_for(condition, timeout: float = 30.0) -> None:
+def _wait_for(condition, timeout: float = 120.0) -> None:  # a loaded machine starts Python slowly
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
 import threading
 import time
@@ -498,3 +500,23 @@ def test_the_rate_limit_budget_is_a_setting(monkeypatch):
 async def test_llm_query_works_inside_a_running_event_loop(openai_env):
     # A notebook runs an event loop in the thread that calls llm_query: the engine then runs in a thread of its own.
     assert core.llm_query("from a notebook") == "Answer from gpt-4.1-mini: from a notebook"
+
+
+def test_a_stop_landing_inside_a_task_prints_no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """Ctrl-C, SIGTERM or SIGHUP can be raised inside any task of the loop (the handler runs in the main thread,
+    between any two steps). The command reports the stop itself; asyncio must not add the task's traceback."""
+    import gc
+
+    from core.llm import run_sync
+
+    async def main() -> None:
+        async def one_request() -> None:
+            raise KeyboardInterrupt  # where the signal handler's exception lands
+
+        asyncio.ensure_future(one_request())
+        await asyncio.sleep(5)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"), pytest.raises(KeyboardInterrupt):
+        run_sync(main)
+    gc.collect()  # "Task exception was never retrieved" is reported when the task is collected
+    assert not [r for r in caplog.records if r.name == "asyncio"], [r.getMessage() for r in caplog.records]
