@@ -635,10 +635,12 @@ def test_killed_half_way_then_restarted_sends_no_finished_row_again(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_saves_prints_what_was_kept_and_exits_130(tmp_path):
-    n = 60
+    # 200 rows of 0.3 s at 4 at once: 15 s of work, so the signal sent after 20 requests lands mid-run even when a
+    # loaded machine is slow to see them (60 rows of 0.1 s once finished before the signal came).
+    n = 200
     path = write(tmp_path / "b.csv", "question\n" + "".join(f"Q{i}?\n" for i in range(n)))
     out = tmp_path / "out.csv"
-    with FakeLLMServer(Behaviour(latency=0.1), api_key=TEST_KEY) as server:
+    with FakeLLMServer(Behaviour(latency=0.3), api_key=TEST_KEY) as server:
         proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "answer", str(path), "-o", str(out), "-c", "4"],
                                 env=_proctor_env(server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait_for(lambda: len(server.log) >= 20)
