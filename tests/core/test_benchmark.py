@@ -641,8 +641,11 @@ def test_ctrl_c_saves_prints_what_was_kept_and_exits_130(tmp_path):
     path = write(tmp_path / "b.csv", "question\n" + "".join(f"Q{i}?\n" for i in range(n)))
     out = tmp_path / "out.csv"
     with FakeLLMServer(Behaviour(latency=0.3), api_key=TEST_KEY) as server:
+        # preexec_fn: a suite started in the background by a shell without job control inherits an ignored SIGINT,
+        # and so would the command (a shell's `proctor ... &` rightly does not stop on Ctrl-C).
         proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "answer", str(path), "-o", str(out), "-c", "4"],
-                                env=_proctor_env(server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                env=_proctor_env(server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         _wait_for(lambda: len(server.log) >= 20)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=20)

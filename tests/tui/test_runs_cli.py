@@ -254,8 +254,11 @@ def test_mlflow_ui_refuses_a_busy_port(capsys: pytest.CaptureFixture[str]) -> No
 def test_mlflow_ui_command_serves_until_ctrl_c(store: dict[str, str], clean_env: Path) -> None:
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"]}
+    # preexec_fn: Ctrl-C must reach the command even when the suite itself was started with SIGINT ignored (in the
+    # background by a shell without job control), which children inherit.
     process = subprocess.Popen([sys.executable, "-m", "tui.cli", "mlflow-ui", "--port", str(port)], cwd=clean_env,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = process.stdout.readline()
         assert first.startswith(f"Starting the MLflow UI on http://127.0.0.1:{port}")
