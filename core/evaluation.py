@@ -1186,16 +1186,6 @@ def _judge_usage(experiment_id: str, run_id: str) -> tuple[int, int] | None:
         traces = mlflow.search_traces(locations=[experiment_id], run_id=run_id, return_type="list")
     except Exception:  # noqa: BLE001 - usage is a nicety: an MLflow without it means "unknown", not a failure
         return None
-    prompt = completion = 0
-    found = False
-    for trace in traces:
-        for assessment in trace.info.assessments or []:
-            metadata = getattr(assessment, "metadata", None) or {}
-            if keys[0] in metadata and keys[1] in metadata:
-                try:
-                    prompt += int(float(metadata[keys[0]]))
-                    completion += int(float(metadata[keys[1]]))
-                except (TypeError, ValueError):
-                    continue
-                found = True
-    return (prompt, completion) if found else None
+    from core.prices import summed_usage
+
+    return summed_usage((getattr(a, "metadata", None) for t in traces for a in t.info.assessments or []), keys)

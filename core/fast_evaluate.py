@@ -330,20 +330,10 @@ class _Writer(threading.Thread):
 
 def _usage(m: SimpleNamespace, results: list[Any]) -> tuple[int, int] | None:
     """The judge's prompt and completion tokens over the rows, where it reported them (its verdicts' metadata)."""
+    from core.prices import summed_usage
+
     keys = (m.AssessmentMetadataKey.JUDGE_INPUT_TOKENS, m.AssessmentMetadataKey.JUDGE_OUTPUT_TOKENS)
-    prompt = completion = 0
-    found = False
-    for result in results:
-        for assessment in result.assessments:
-            metadata = assessment.metadata or {}
-            if keys[0] in metadata and keys[1] in metadata:
-                try:
-                    prompt += int(float(metadata[keys[0]]))
-                    completion += int(float(metadata[keys[1]]))
-                except (TypeError, ValueError):
-                    continue
-                found = True
-    return (prompt, completion) if found else None
+    return summed_usage((a.metadata for r in results for a in r.assessments), keys)
 
 
 def _set_up_run(m: SimpleNamespace, frame: Any, scorers: list[Any], run_id: str,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,20 @@ def format_cost(value: float | None) -> str:
     if value < 0.01:
         return f"${value:.4f}"
     return f"${value:.2f}"
+
+
+def summed_usage(metadatas: Iterable[Mapping[str, Any] | None], keys: tuple[str, str]) -> tuple[int, int] | None:
+    """Prompt and completion tokens summed over the verdicts' metadata that carry both `keys` (the judge adapter's
+    input and output token counts); None when no verdict reported them, so a cost shows as unknown, not zero."""
+    prompt = completion = 0
+    found = False
+    for metadata in metadatas:
+        metadata = metadata or {}
+        if keys[0] in metadata and keys[1] in metadata:
+            try:
+                prompt += int(float(metadata[keys[0]]))
+                completion += int(float(metadata[keys[1]]))
+            except (TypeError, ValueError):
+                continue
+            found = True
+    return (prompt, completion) if found else None
