@@ -231,6 +231,7 @@ class _KeptVerdicts:
     def __init__(self) -> None:
         self.active = False
         self._rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._tallies: dict[str, tuple[int, int]] = {}  # per scorer: (correct, scored), counted as rows come in
         self._lock = threading.Lock()
 
     def add(self, eval_item: Any, result: Any) -> None:
@@ -248,16 +249,20 @@ class _KeptVerdicts:
         trace = getattr(eval_item, "trace", None)
         row["trace_id"] = trace.info.trace_id if trace is not None else ""
         key = (str((eval_item.inputs or {}).get("question", "")), str(eval_item.outputs))
+        verdicts = {k.removesuffix("/value"): _verdict(v) for k, v in row.items() if k.endswith("/value")}
         with self._lock:
             self._rows.setdefault(key, []).append(row)
+            for name, verdict in verdicts.items():
+                if verdict:
+                    correct, scored = self._tallies.get(name, (0, 0))
+                    self._tallies[name] = (correct + (verdict == "correct"), scored + 1)
 
     def tally(self, name: str) -> tuple[int, int]:
         """(correct, scored): how many rows scorer `name` has called correct so far, of those it gave a verdict,
-        for the running accuracy a live view shows while the judge works."""
+        for the running accuracy a live view shows while the judge works (counted in `add`: asked after every
+        row, a recount of all rows would grow with the square of a large benchmark)."""
         with self._lock:
-            verdicts = [_verdict(row.get(f"{name}/value")) for rows in self._rows.values() for row in rows]
-        scored = [v for v in verdicts if v]
-        return sum(v == "correct" for v in scored), len(scored)
+            return self._tallies.get(name, (0, 0))
 
     def take(self, question: str, answer: str) -> dict[str, Any] | None:
         with self._lock:
@@ -788,6 +793,7 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
             store_failure = ""
             unstored = 0
             fast_usage: tuple[int, int] | None = None
+            fast_judged = False
             if to_judge and names:
                 data = []
                 for r in to_judge:
@@ -836,6 +842,7 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
                             describe=lambda error: describe_store_error(error, tracking))
                     store_failure = outcome.failure
                     fast_usage = outcome.usage
+                    fast_judged = True
                     eval_metrics = dict(outcome.metrics)
                     stored: set[str] | None = outcome.stored
                 else:
@@ -885,8 +892,8 @@ def _run_evaluation(*, path: Path, table: _Table, rows: list[_Row], names: list[
             if store_failure:
                 metrics.update({k: v for k, v in eval_metrics.items() if k not in metrics})
             metrics.update(_interval_metrics(rows, result_rows, {**eval_metrics, **metrics}, names))
-            if fast_usage is not None or not judge_setup or not results_by_row:
-                usage = fast_usage  # the fast path read it from the verdicts it made: no read-back
+            if fast_judged or not judge_setup or not results_by_row:
+                usage = fast_usage  # the fast path read it from the verdicts it made (None: none reported it)
             else:
                 usage = _judge_usage(exp.experiment_id, run.info.run_id)
             metrics.update(_cost_metrics(rows, model_uri, judge_setup, usage))

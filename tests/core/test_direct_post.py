@@ -35,6 +35,16 @@ async def _both_ways(spec) -> tuple[DirectPost | None, bytes]:  # noqa: ANN001 -
         await client.close()
 
 
+async def _post_one(spec) -> None:  # noqa: ANN001 - a core.config.ModelSpec
+    """One question through `DirectPost` alone (the errors tests: what it raises is the point)."""
+    client = make_client(spec, 30.0, asynchronous=True)
+    try:
+        direct = await DirectPost.create(client, spec.name)
+        await direct.post({"model": spec.name, "messages": [{"role": "user", "content": "q"}]})
+    finally:
+        await client.close()
+
+
 def _compare(server) -> None:  # noqa: ANN001 - the FakeLLMServer
     via_sdk, direct = server.log
     assert (via_sdk.question, direct.question) == ("via the SDK", "direct")
@@ -70,16 +80,8 @@ def test_error_statuses_become_the_sdks_exceptions(openai_env, status, error):
     openai_env.behaviour.retry_after = 7
     spec = resolve_model("openai:/gpt-4.1-mini", load_settings())
 
-    async def send() -> None:
-        client = make_client(spec, 30.0, asynchronous=True)
-        try:
-            direct = await DirectPost.create(client, spec.name)
-            await direct.post({"model": spec.name, "messages": [{"role": "user", "content": "q"}]})
-        finally:
-            await client.close()
-
     with pytest.raises(error) as raised:
-        asyncio.run(send())
+        asyncio.run(_post_one(spec))
     assert raised.value.status_code == status
     if status == 429:
         assert raised.value.response.headers["retry-after"] == "7"
@@ -91,16 +93,8 @@ def test_a_refused_connection_is_an_api_connection_error_caused_by_it(openai_env
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{closed_port()}/v1")
     spec = resolve_model("openai:/gpt-4.1-mini", load_settings())
 
-    async def send() -> None:
-        client = make_client(spec, 30.0, asynchronous=True)
-        try:
-            direct = await DirectPost.create(client, spec.name)
-            await direct.post({"model": spec.name, "messages": [{"role": "user", "content": "q"}]})
-        finally:
-            await client.close()
-
     with pytest.raises(openai.APIConnectionError) as raised:
-        asyncio.run(send())
+        asyncio.run(_post_one(spec))
     from core.llm import connection_fault
 
     assert connection_fault(raised.value) == "connection refused (is the server running, and on that port?)"
