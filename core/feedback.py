@@ -11,7 +11,9 @@ A changed verdict overrides the grader's earlier one (MLflow marks it invalid an
 deletes the grader's feedback on that trace. The judge's assessment is never touched.
 
 Every push is idempotent: it first reads the trace's assessments and only writes what is missing, so a verdict sent
-just before a crash (and not yet marked in the CSV) is not logged twice.
+just before a crash (and not yet marked in the CSV) is not logged twice. That read and the write after it are one
+step for the whole process (`_PUSH_LOCK`): a sender being replaced may still have a verdict in flight when its
+successor reads the same row as pending, and two unguarded pushes would both see nothing and both log it.
 
 The CSV remembers what MLflow holds in `human_synced` (the verdict last confirmed there for the row's current trace,
 empty for none): a row whose `human_verdict` differs is pending. That state is on disk, so pending verdicts survive
@@ -40,6 +42,7 @@ FEEDBACK_NAME = "correctness"
 GRADER_VARIABLE = "PROCTOR_GRADER"
 VALUES = {"correct": "yes", "incorrect": "no"}
 RETRY_EVERY_S = 5.0
+_PUSH_LOCK = threading.Lock()  # see the module docstring: read-then-write must not interleave
 
 
 def grader_id() -> str:
@@ -155,7 +158,8 @@ class FeedbackClient:
         """Make MLflow hold `item.verdict` as this grader's verdict on the trace. Returns what was done:
         `logged`, `overridden`, `deleted` or `already`. Raises `MlflowUnavailable`."""
         try:
-            return self._push(item)
+            with _PUSH_LOCK:
+                return self._push(item)
         except MlflowUnavailable:
             raise
         except Exception as error:  # noqa: BLE001 - any store or network failure leaves the verdict pending

@@ -166,6 +166,37 @@ def test_a_verdict_sent_but_not_recorded_is_not_logged_twice(judged) -> None:  #
     assert len(_human(frame["trace_id"][1], valid_only=False)) == 1
 
 
+class _RacingClient(FeedbackClient):
+    """Holds each read of the trace until a second client has read it too (or 3 s passed): two pushes of one
+    verdict from two senders at once (a pane replacing its sender while a push is in flight)."""
+
+    meeting = threading.Barrier(2)
+
+    def mine(self, trace_id: str) -> list:
+        found = super().mine(trace_id)
+        try:
+            self.meeting.wait(timeout=3)
+        except threading.BrokenBarrierError:  # the other push waited for this one to finish: no meeting
+            pass
+        return found
+
+
+def test_two_senders_pushing_one_verdict_at_once_log_it_once(judged) -> None:  # noqa: ANN001
+    path, _ = judged
+    frame = read_table(path)
+    with GradingSession(path) as session:
+        session.set_verdict(1, "incorrect")
+    (item,) = pending_in_frame(read_table(path))
+    outcomes: list[str] = []
+    pushes = [threading.Thread(target=lambda: outcomes.append(_RacingClient().push(item))) for _ in range(2)]
+    for push in pushes:
+        push.start()
+    for push in pushes:
+        push.join(60)
+    assert sorted(outcomes) == ["already", "logged"]
+    assert [a.value for a in _human(frame["trace_id"][1], valid_only=False)] == ["no"]
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
