@@ -148,3 +148,30 @@ def test_h_on_a_run_grades_its_rows(tmp_path: Path, openai_env, monkeypatch: pyt
             assert set(grade.session.frame["run_id"]) == {summary.run_id}
 
     asyncio.run(scenario())
+
+
+def test_a_replaced_sender_does_not_mark_rows(tmp_path: Path, openai_env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """A sender stopped by a reload may still report a verdict it sent, with the row number of the file as it was:
+    the pane does not write that into the file; only its current sender's reports are recorded."""
+    from core.evaluation import evaluate_file
+
+    openai_env.behaviour.responder = responder
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("PROCTOR_GRADER", "grader-1")
+    path = tmp_path / "answers.csv"
+    path.write_text(ANSWERS, encoding="utf-8")
+    evaluate_file(path, judge="openai:/gpt-4.1-nano")
+
+    async def scenario() -> None:
+        app = ProctorApp(pane="grade", grade_path=str(path), warm_up=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            grade = app.query_one(GradePane)
+            await wait_for(pilot, lambda: grade.session is not None and grade.sender is not None, timeout=30)
+            grade.post_message(GradePane.FeedbackSent(1, "correct", sender=object()))
+            await pilot.press("y")  # row 0, from this pane's own sender
+            await wait_for(pilot, lambda: read_table(path)["human_synced"][0] == "correct", timeout=60)
+
+    asyncio.run(scenario())
+    frame = read_table(path)
+    assert frame["human_verdict"].tolist() == ["correct", ""]
+    assert frame["human_synced"].tolist() == ["correct", ""]

@@ -122,11 +122,13 @@ class GradePane(Vertical, can_focus=True):
     class FeedbackSent(Message):
         row: int
         verdict: str
+        sender: object = None  # which FeedbackSender: one replaced since (a reload) speaks of rows as they were
 
     @dataclass
     class FeedbackState(Message):
         pending: int
         error: str
+        sender: object = None
 
     @dataclass
     class FileReloaded(Message):
@@ -466,8 +468,10 @@ class GradePane(Vertical, can_focus=True):
             self.unsent = 0
             return
         self.mlflow_error = ""
-        self.sender = FeedbackSender(on_sent=self._feedback_sent, on_state=self._feedback_state,
-                                     metrics_for=self._metrics_for).start()
+        sender = FeedbackSender(on_sent=lambda row, verdict: self._feedback_sent(sender, row, verdict),
+                                on_state=lambda pending, error: self._feedback_state(sender, pending, error),
+                                metrics_for=self._metrics_for)
+        self.sender = sender.start()
         pending = pending_in_frame(session.frame)
         self.unsent = len(pending)
         self.sender.submit(pending)
@@ -485,11 +489,12 @@ class GradePane(Vertical, can_focus=True):
         session = self.session
         return metrics_in_frame(session.frame, run_id) if session is not None else {}
 
-    def _feedback_sent(self, row: int, verdict: str) -> None:
-        self.post_message(self.FeedbackSent(row, verdict))  # from the sender's thread: messages are thread-safe
+    def _feedback_sent(self, sender: object, row: int, verdict: str) -> None:
+        # From the sender's thread: messages are thread-safe.
+        self.post_message(self.FeedbackSent(row, verdict, sender))
 
-    def _feedback_state(self, pending: int, error: str) -> None:
-        self.post_message(self.FeedbackState(pending, error))
+    def _feedback_state(self, sender: object, pending: int, error: str) -> None:
+        self.post_message(self.FeedbackState(pending, error, sender))
 
     def _send_row(self, row: int) -> None:
         """A verdict on `row` was saved: queue it for MLflow when the row belongs to an evaluation run."""
@@ -507,6 +512,10 @@ class GradePane(Vertical, can_focus=True):
             self.unsent = self.sender.pending
 
     def on_grade_pane_feedback_sent(self, message: FeedbackSent) -> None:
+        if message.sender is not self.sender:
+            # A sender stopped since (the file was reloaded, lent or closed): its row numbers may no longer be
+            # this file's. What it sent is found in MLflow, as "already", by the sender that replaced it.
+            return
         self._synced_waiting[message.row] = message.verdict
         # Recorded in the file in batches, through the save queue (never between a key and its save).
         self.set_timer(0.3, self._record_synced)
@@ -522,6 +531,8 @@ class GradePane(Vertical, can_focus=True):
         self.save(_Change("synced", -1, None, "", synced=synced))
 
     def on_grade_pane_feedback_state(self, message: FeedbackState) -> None:
+        if message.sender is not self.sender:
+            return
         self.unsent = message.pending
         self.mlflow_error = message.error
         self._render_status()
