@@ -1,6 +1,9 @@
 """Start MLflow's own web UI (`mlflow server`) on 127.0.0.1 over the store Proctor logs to, and stop it reliably.
 
 - The backend store is `core.tracking.tracking_uri()`, so the UI shows exactly the runs `proctor runs` lists.
+  It is handed over in the environment (`MLFLOW_BACKEND_STORE_URI`, which `mlflow server` reads for
+  `--backend-store-uri` and passes on to its workers the same way), never on the command line: a database URI can
+  carry a password, and any user of the machine can read a process's command line (`ps`), not its environment.
   Artifacts: runs already logged keep their own artifact location (for a sqlite store in the current folder,
   MLflow's client default `./mlruns`); `--default-artifact-root` is set to that same `./mlruns`, so experiments
   created through the UI land beside them, not in a second `./mlartifacts` tree.
@@ -81,9 +84,17 @@ class MlflowServer:
         return f"http://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
+        """The server's command line; the store is not on it (see `environment`)."""
         return [sys.executable, "-m", "mlflow", "server", "--host", self.host, "--port", str(self.port),
-                "--backend-store-uri", self.backend_store_uri, "--default-artifact-root", self.artifact_root,
-                "--workers", "1"]
+                "--default-artifact-root", self.artifact_root, "--workers", "1"]
+
+    def environment(self) -> dict[str, str]:
+        """Proctor's environment, with the backend store where `mlflow server` reads it."""
+        env = dict(os.environ)
+        env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        env.pop("MLFLOW_TRACKING_URI", None)  # the server's store is the one below, not a client setting
+        env["MLFLOW_BACKEND_STORE_URI"] = self.backend_store_uri
+        return env
 
     def start(self) -> MlflowServer:
         """Launch the server in its own process group, from any thread; return at once (see `wait_until_ready`)."""
@@ -92,11 +103,9 @@ class MlflowServer:
         if not port_free(self.port, "127.0.0.1"):
             raise InputError(f"port {self.port} is already in use: choose another with --port")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        env.pop("MLFLOW_TRACKING_URI", None)  # the server reads its store from --backend-store-uri only
         with open(self.log_path, "ab") as log:
-            self.process = spawn_owned(self.command(), log_file=log, env=env, death_signal=signal.SIGTERM)
+            self.process = spawn_owned(self.command(), log_file=log, env=self.environment(),
+                                       death_signal=signal.SIGTERM)
         self.started_at = time.monotonic()
         with _started_lock:
             _started.append(self)

@@ -37,6 +37,11 @@ def test_real_server_shows_the_run_and_stops_with_its_whole_process_group(clean_
         with urllib.request.urlopen(request, timeout=10) as response:
             runs = json.load(response)["runs"]
         assert [r["info"]["run_id"] for r in runs] == [run_id]
+        # The store reached the server (and its workers) through the environment, not the command line, which
+        # any user of the machine can read: a database URI may carry a password.
+        assert server.process.pid in group_members(server.process.pid)
+        for pid in group_members(server.process.pid):
+            assert "mlflow.db" not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         assert {"key": "accuracy", "value": 0.6} in [{k: m[k] for k in ("key", "value")}
                                                      for m in runs[0]["data"]["metrics"]]
         # The results table is served too: the artifacts of runs already logged stay readable.
@@ -51,6 +56,19 @@ def test_real_server_shows_the_run_and_stops_with_its_whole_process_group(clean_
     assert not group_alive(pgid), "every process of the server's group (uvicorn, job runner) is gone"
     assert port_free(server.port)
     assert "mlflow" in server.log_path.read_text(errors="replace").lower()
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes of a process group (Linux /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
 
 
 def test_plan_refuses_other_hosts_and_busy_ports(clean_env: Path) -> None:
