@@ -11,8 +11,10 @@ mlflow (about 3 s) and pandas (about 1 s) are imported inside the functions that
 stays cheap, so the app can import it on the UI thread and call it from a worker. For the default store, a local
 sqlite file, runs are listed, opened and compared without mlflow, pandas or scipy (core.sqlite_runs reads the
 store read-only, core.csvio.read_rows the results CSV, core.stats computes with the standard library: tens of
-milliseconds); MLflow's client is the fallback for every other store and for what that reader cannot answer (a
-results CSV not on the local disk, rows rebuilt from traces).
+milliseconds); for an `mlflow server` (http/https), core.rest_runs asks its REST API and artifact proxy the same
+questions with the standard library. MLflow's client is the fallback for every other store and for what those
+readers cannot answer (a results CSV neither on the local disk nor served, rows rebuilt from traces, settings such
+as an MLFLOW_TRACKING_AUTH plugin, an answer that is not MLflow's).
 
 Direction of metrics (used by `--fail-if-worse`): lower is better for latencies (`latency*`), counts of failures
 (`*errors`, `*error*`), token counts (`*_tokens`) and costs (`*cost_usd`); higher is better for everything else
@@ -38,6 +40,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
+from core.rest_runs import RestRuns, open_server
 from core.safety import mask_url, one_line
 from core.sqlite_runs import RawRun, SqliteRuns, StoreUnreadable, local_artifact, open_store
 from core.stats import (
@@ -278,14 +281,26 @@ def _make_info(run_id: str, run_name: str | None, start_time: int | None, status
     )
 
 
-def _fast_store() -> SqliteRuns | None:
-    """The mlflow-free reader of a local sqlite store (core.sqlite_runs), or None when MLflow must be used."""
+def _fast_store() -> SqliteRuns | RestRuns | None:
+    """The mlflow-free reader of the store in force: a local sqlite file (core.sqlite_runs) or an `mlflow server`
+    read over its REST API (core.rest_runs); None when MLflow's client must be used.
+
+    A server is checked first (core.store, stdlib): a dead one gets the same one-line error as through MLflow.
+    """
     from core.tracking import tracking_uri
 
+    uri = tracking_uri()
     try:
-        return open_store(tracking_uri())
+        reader: SqliteRuns | RestRuns | None = open_store(uri)
     except StoreUnreadable:
         return None
+    if reader is None:
+        reader = open_server(uri)
+        if reader is not None:
+            from core.store import check_store
+
+            check_store(writable=False, quick=True)
+    return reader
 
 
 def _search(client: Any, experiment_ids: list[str], names: dict[str, str]) -> list[RunInfo]:
@@ -330,7 +345,7 @@ def list_runs(experiment: str | None = None) -> list[RunInfo]:
     return _search(client, [found.experiment_id], {found.experiment_id: found.name})
 
 
-def _list_fast(fast: SqliteRuns, name: str, experiment: str | None) -> list[RunInfo]:
+def _list_fast(fast: SqliteRuns | RestRuns, name: str, experiment: str | None) -> list[RunInfo]:
     found = fast.experiment_by_name(name)
     if found is None:
         if experiment:
@@ -374,8 +389,8 @@ def resolve_run(ref: str, client: Any = None) -> RunInfo:
     return _match(ref, runs)
 
 
-def _resolve_fast(fast: SqliteRuns, ref: str) -> RunInfo:
-    """`resolve_run` on the sqlite reader: the same rules, the same answers, without mlflow."""
+def _resolve_fast(fast: SqliteRuns | RestRuns, ref: str) -> RunInfo:
+    """`resolve_run` on an mlflow-free reader: the same rules, the same answers, without mlflow."""
     if _HEX_ID.match(ref.lower()):
         raw = fast.run(ref.lower())
         if raw is not None:
@@ -405,7 +420,7 @@ def load_run(ref: str) -> RunDetail:
 
     The rows come from the `results/results.csv` artifact; when a run has none, from the judge's assessments on
     the run's MLflow traces; otherwise the table is empty. For a local sqlite store whose results CSV is on the
-    local disk (the common case), neither mlflow nor pandas is imported.
+    local disk, or an `mlflow server` that serves it (the common cases), neither mlflow nor pandas is imported.
     """
     if store_missing():
         resolve_run(ref)  # raises the "nothing logged yet" error
@@ -414,12 +429,9 @@ def load_run(ref: str) -> RunDetail:
     if fast is not None:
         try:
             info = _resolve_fast(fast, ref)
-            raw = fast.run(info.run_id)
-            local = local_artifact(raw.artifact_uri, RESULTS_ARTIFACT) if raw is not None else None
-            if local is not None and local.is_file():
-                table = _read_results(local)
-                if table is not None:
-                    return RunDetail(info, *table, "artifact")
+            table = _fast_results(fast, info.run_id)
+            if table is not None:
+                return RunDetail(info, *table, "artifact")
         except StoreUnreadable:
             info = None
     client = _client()
@@ -431,6 +443,18 @@ def load_run(ref: str) -> RunDetail:
     if results is not None:
         return RunDetail(info, *_frame_rows(results), "traces")
     return RunDetail(info, ["row", "question", "reference", "llm_answer", "judge_verdict", "judge_rationale"], [], "")
+
+
+def _fast_results(fast: SqliteRuns | RestRuns, run_id: str) -> tuple[list[str], list[dict[str, str]]] | None:
+    """The run's results table read without mlflow: the local file a sqlite store points at, or the copy an
+    `mlflow server` serves; None when neither reader can get it (MLflow's client then tries)."""
+    if isinstance(fast, RestRuns):
+        with tempfile.TemporaryDirectory(prefix="proctor-run-") as tmp:
+            local = os.path.join(tmp, "results.csv")
+            return _read_results(local) if fast.download_artifact(run_id, RESULTS_ARTIFACT, local) else None
+    raw = fast.run(run_id)
+    local = local_artifact(raw.artifact_uri, RESULTS_ARTIFACT) if raw is not None else None
+    return _read_results(local) if local is not None and local.is_file() else None
 
 
 def _frame_rows(frame: pd.DataFrame) -> tuple[list[str], list[dict[str, str]]]:
