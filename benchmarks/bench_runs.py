@@ -12,11 +12,14 @@ Printed, each a median of --repeat fresh processes (the machine's load beside it
 - with --app (needs tmux): the app open for 5 s, then F5: the time until the Runs pane shows the newest run; then
   Enter: the time until the run's detail shows its rows; Esc, two runs marked, c: the time until the comparison
   shows its paired numbers.
+- with --http: the same store behind a real `mlflow server` on 127.0.0.1 (a team's setup), and the three commands
+  against it twice: through core.rest_runs (the REST API read with the standard library, as shipped) and, before
+  it, through MlflowClient (the reader switched off in the child process).
 
 The project's modules are byte-compiled first (`compileall`), as an installed copy's are: with
 PYTHONDONTWRITEBYTECODE set, every run would otherwise compile them again.
 
-    python benchmarks/bench_runs.py [--runs 50] [--repeat 5] [--app]
+    python benchmarks/bench_runs.py [--runs 50] [--repeat 5] [--app] [--http]
 """
 
 from __future__ import annotations
@@ -173,6 +176,40 @@ def app_f5(cwd: Path, env: dict[str, str], newest: str, repeat: int) -> None:
     _report("  then two marked, c -> the comparison shown", compare)
 
 
+# `proctor ARGS` with the mlflow-free readers switched off: the MlflowClient path, as before core.rest_runs.
+VIA_MLFLOW = ("import sys\nimport core.runs\ncore.runs._fast_store = lambda: None\nfrom tui.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))")
+
+
+def http_case(folder: Path, env: dict[str, str], repeat: int) -> None:
+    """The three commands against a real `mlflow server` over the store: REST reader, then MlflowClient."""
+    import json
+
+    from core.children import free_port
+    from core.mlflow_server import MlflowServer
+
+    server = MlflowServer(backend_store_uri=f"sqlite:///{folder / 'mlflow.db'}", port=free_port(),
+                          artifact_root=(folder / "mlruns").as_uri(), log_path=folder / "server.log")
+    server.start()
+    try:
+        url = server.wait_until_ready()
+        env = {**env, "MLFLOW_TRACKING_URI": url}
+        python = sys.executable
+        # The worker opens its store on its first API request: once, before anything is timed.
+        listed = subprocess.run([python, "-m", "tui.cli", "runs", "--json"], cwd=folder, env=env,
+                                capture_output=True, text=True, check=True).stdout
+        runs = json.loads(listed)
+        a, b = runs[1]["run_id"][:8], runs[0]["run_id"][:8]
+        print(f"\nmlflow server at {url} over the same store, {len(runs)} runs")
+        for label, command in (("proctor runs", ["runs"]), ("proctor runs RUN (a run's detail)", ["runs", a]),
+                               ("proctor compare A B", ["compare", a, b])):
+            median_of(f"{label} [REST reader]", repeat, [python, "-m", "tui.cli", *command], folder, env)
+            median_of(f"{label} [before: MlflowClient]", repeat, [python, "-c", VIA_MLFLOW, *command], folder,
+                      env)
+    finally:
+        server.stop(grace_s=5.0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
@@ -180,6 +217,9 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=Path("/tmp/proctor-bench-runs"))
     parser.add_argument("--app", action="store_true", help="also time the app's Runs pane (needs tmux)")
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MlflowClient listing (slow under load)")
+    parser.add_argument("--http", action="store_true",
+                        help="only the commands against a real `mlflow server` over the store, REST reader vs "
+                             "MlflowClient")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -202,6 +242,9 @@ def main() -> None:
     print(f"store: {folder / 'mlflow.db'}, {len(runs)} runs in experiment 'proctor'")
     a, b = runs[1]["run_id"], runs[0]["run_id"]
     median_of("(for scale: python -c pass)", args.repeat, [python, "-c", "pass"], folder, env)
+    if args.http:
+        http_case(folder, env, args.repeat)
+        return
     median_of("proctor runs", args.repeat, [python, "-m", "tui.cli", "runs"], folder, env)
     if not args.no_mlflow:
         median_of("  (for scale: MlflowClient.search_runs)", args.repeat, [python, "-c", (

@@ -124,12 +124,16 @@ def open_server(uri: str) -> RestRuns | None:
         headers["Authorization"] = auth
     netloc = parts.netloc.rpartition("@")[2]  # the credentials travel in the header, never in the request's URL
     base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
-    tls = None
-    if parts.scheme.lower() == "https":
-        tls = {"insecure": insecure, "server_cert": server_cert,
-               "client_cert": os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH") or None,
-               "bundle": os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None}
-    return RestRuns(base, headers, tls)
+    return RestRuns(base, headers, tls_settings() if parts.scheme.lower() == "https" else None)
+
+
+def tls_settings() -> dict[str, Any]:
+    """The TLS settings MLflow's client applies to an https server, from the environment (see `ssl_context`)."""
+    return {"insecure": _true("MLFLOW_TRACKING_INSECURE_TLS"),
+            "server_cert": os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None,
+            "client_cert": os.environ.get("MLFLOW_TRACKING_CLIENT_CERT_PATH") or None,
+            # `requests` (under MLflow) verifies with this bundle when no server certificate is named.
+            "bundle": os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None}
 
 
 class RestRuns:
@@ -148,7 +152,20 @@ class RestRuns:
 
     # -- HTTP
 
-    def _open(self, path: str, body: dict[str, Any] | None = None) -> Any:
+    def answers(self, timeout: float = 3.0) -> bool:
+        """True when the server answers `/health` within `timeout` seconds (any HTTP answer shows it is up)."""
+        import urllib.error
+
+        try:
+            with self._open("/health", timeout=timeout) as response:
+                response.read(1 << 10)
+        except urllib.error.HTTPError:
+            return True
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _open(self, path: str, body: dict[str, Any] | None = None, timeout: float = TIMEOUT_S) -> Any:
         """The response to GET `path` (POST `body` as JSON when given); HTTPError is left to the caller."""
         import urllib.request
 
@@ -160,7 +177,7 @@ class RestRuns:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(self.base + path, data=data, headers=headers)
-        return self._opener.open(request, timeout=TIMEOUT_S)
+        return self._opener.open(request, timeout=timeout)
 
     def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """The JSON object the API answers, or None when it answers RESOURCE_DOES_NOT_EXIST."""
@@ -267,11 +284,12 @@ def _build_opener(tls: dict[str, Any] | None) -> Any:
 
     handlers: list[Any] = [NoRedirect()]
     if tls is not None:
-        handlers.append(urllib.request.HTTPSHandler(context=_ssl_context(tls)))
+        handlers.append(urllib.request.HTTPSHandler(context=ssl_context(tls)))
     return urllib.request.build_opener(*handlers)
 
 
-def _ssl_context(tls: dict[str, Any]) -> Any:
+def ssl_context(tls: dict[str, Any]) -> Any:
+    """An `ssl.SSLContext` for `tls_settings()`. Raises OSError (ssl.SSLError, a missing file) on a bad setting."""
     import ssl
 
     if tls["insecure"]:

@@ -285,7 +285,7 @@ def _fast_store() -> SqliteRuns | RestRuns | None:
     """The mlflow-free reader of the store in force: a local sqlite file (core.sqlite_runs) or an `mlflow server`
     read over its REST API (core.rest_runs); None when MLflow's client must be used.
 
-    A server is checked first (core.store, stdlib): a dead one gets the same one-line error as through MLflow.
+    A server that does not answer /health gets the store check's one-line error (core.store), as through MLflow.
     """
     from core.tracking import tracking_uri
 
@@ -297,9 +297,10 @@ def _fast_store() -> SqliteRuns | RestRuns | None:
     if reader is None:
         reader = open_server(uri)
         if reader is not None:
-            from core.store import check_store
+            from core.store import CHECK_TIMEOUT_S, check_store
 
-            check_store(writable=False, quick=True)
+            if not reader.answers(CHECK_TIMEOUT_S):
+                check_store(writable=False, quick=True)  # raises, naming what is wrong (refused, no answer...)
     return reader
 
 

@@ -261,17 +261,13 @@ def _inspect_sqlite(path: Path, where: str, quick_check: bool) -> None:
                           "Proctor will not add MLflow's tables to it: point MLFLOW_TRACKING_URI at another file")
 
 
-def _auth_headers() -> dict[str, str]:
-    """The credentials MLflow itself would send (MLFLOW_TRACKING_TOKEN, or _USERNAME and _PASSWORD)."""
-    import base64
+def _auth_headers(uri: str) -> dict[str, str]:
+    """The credentials MLflow itself would send (core.rest_runs.authorization: user info in the URI, else
+    MLFLOW_TRACKING_USERNAME and _PASSWORD, else MLFLOW_TRACKING_TOKEN)."""
+    from core.rest_runs import authorization
 
-    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-    if token:
-        return {"Authorization": f"Bearer {token}"}
-    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    if user and password:
-        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-    return {}
+    found = authorization(uri)
+    return {"Authorization": found} if found else {}
 
 
 def _check_http(uri: str, experiment: str | None) -> str | None:
@@ -297,13 +293,18 @@ def _check_http(uri: str, experiment: str | None) -> str | None:
         raise ConfigError(f"{where} is not a valid URL ({error})") from None
     if not parts.hostname:
         raise ConfigError(f"{where} is not a valid URL (no host)")
-    # User info in the URL is not sent by MLflow either; a request URL must not carry it.
+    # User info in the URL is sent as MLflow's client sends it (Basic auth), never in a request URL.
     netloc = parts.netloc.rpartition("@")[2]
     base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
-    headers = {"Accept": "application/json", **_auth_headers()}
+    headers = {"Accept": "application/json", **_auth_headers(uri)}
     context = None
-    if parts.scheme == "https" and (os.environ.get("MLFLOW_TRACKING_INSECURE_TLS") or "").lower() == "true":
-        context = ssl._create_unverified_context()  # the user asked MLflow not to verify this server
+    if parts.scheme == "https":
+        from core.rest_runs import ssl_context, tls_settings
+
+        try:  # MLflow's TLS settings (MLFLOW_TRACKING_INSECURE_TLS, _SERVER_CERT_PATH, _CLIENT_CERT_PATH)
+            context = ssl_context(tls_settings())
+        except OSError as error:
+            raise ConfigError(f"{where}: the TLS settings cannot be used ({error.strerror or error})") from None
     unreachable = ("the MLflow tracking server cannot be reached ({}): start it, or point MLFLOW_TRACKING_URI at a "
                    "running one")
 

@@ -317,16 +317,23 @@ def test_credentials_are_sent_as_mlflow_sends_them(recorder: type[_Recorder],
     assert authorization("http://h:5000") == "Basic " + base64.b64encode(b"cat:file-SECRET").decode()
 
 
-def test_a_proctor_listing_goes_through_the_stand_in(recorder: type[_Recorder],
+@pytest.mark.parametrize("how", ["token", "uri"])
+def test_a_proctor_listing_goes_through_the_stand_in(recorder: type[_Recorder], how: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{recorder.port}")
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-SECRET")
+    # The store check before it sends the same credentials (a server behind basic auth answers it too).
+    if how == "token":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{recorder.port}")
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-SECRET")
+        expected = "Bearer tok-SECRET"
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ann:pw-SECRET@127.0.0.1:{recorder.port}")
+        expected = "Basic " + base64.b64encode(b"ann:pw-SECRET").decode()
     _no_mlflow(monkeypatch)
     runs = list_runs()
     assert [r.run_id for r in runs] == ["a" * 32]
     paths = [path.split("?")[0] for path, _ in recorder.seen]
     assert "/health" in paths and paths[-1] == "/api/2.0/mlflow/runs/search"
-    assert all(headers.get("Authorization") == "Bearer tok-SECRET" for _, headers in recorder.seen)
+    assert all(headers.get("Authorization") == expected for _, headers in recorder.seen)
 
 
 def test_answers_that_are_not_mlflow_s_are_unreadable(recorder: type[_Recorder]) -> None:
