@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from textual.app import App
 from textual.widgets import Button, Input, OptionList, ProgressBar, Static
 
 from core.csvio import read_table
+from tests.fake_llm_server import default_answer
 from tests.tui.pilot import wait_for
 from tui.app import ProctorApp
 from tui.widgets.answer_screen import AnswerScreen, csv_suggestions
@@ -48,7 +50,17 @@ def test_csv_suggestions_put_the_benchmark_first(tmp_path):
 
 
 async def test_answers_with_live_progress_then_opens_in_grade(openai_env, tmp_path):
-    openai_env.behaviour.latency = 0.1
+    # The server answers 12 questions, then holds the rest until the test has seen the screen mid-way: on a loaded
+    # machine a run of 24 quick answers can end before the screen is looked at.
+    answered, gate = [], threading.Event()
+
+    def halfway(body, info):  # noqa: ANN001, ANN202
+        answered.append(info.question)
+        if len(answered) > 12:
+            gate.wait(timeout=120)
+        return default_answer(body, info)
+
+    openai_env.behaviour.responder = halfway
     write_bench(tmp_path, 24)
     write_bench(tmp_path, 2, "other.csv")
     app = Host()
@@ -66,9 +78,17 @@ async def test_answers_with_live_progress_then_opens_in_grade(openai_env, tmp_pa
             return screen.out_path is not None
 
         await pilot.press("ctrl+s")
+
+        def mid_way() -> bool:
+            finished()
+            text, total = seen[-1]
+            return "/24 rows" in text and total == 24 and not text.startswith(("0/", "24/"))
+
+        try:
+            await wait_for(pilot, mid_way)
+        finally:
+            gate.set()
         await wait_for(pilot, finished)
-        live = [text for text, total in seen if "/24 rows" in text and total == 24]
-        assert any(not text.startswith(("0/", "24/")) for text in live), seen
         status = text_of(screen, "#answer-status")
         assert "Done: 24 answered, 0 failed" in status and "benchmark.answers.openai-gpt-4.1-mini.csv" in status
         bar = screen.query_one("#answer-progress", ProgressBar)
