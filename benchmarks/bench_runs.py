@@ -181,6 +181,9 @@ VIA_MLFLOW = ("import sys\nimport core.runs\ncore.runs._fast_store = lambda: Non
               "sys.exit(main(sys.argv[1:]))")
 
 
+SETTLE_S = 60
+
+
 def http_case(folder: Path, env: dict[str, str], repeat: int) -> None:
     """The three commands against a real `mlflow server` over the store: REST reader, then MlflowClient."""
     import json
@@ -200,7 +203,11 @@ def http_case(folder: Path, env: dict[str, str], repeat: int) -> None:
                                 capture_output=True, text=True, check=True).stdout
         runs = json.loads(listed)
         a, b = runs[1]["run_id"][:8], runs[0]["run_id"][:8]
-        print(f"\nmlflow server at {url} over the same store, {len(runs)} runs")
+        # A server just started keeps busy for about a minute (its workers' and job runner's start-up): a search of
+        # 50 runs took 1.5-4 s then, 0.2-0.6 s after (load 7). A team's server runs for days: time it settled.
+        print(f"\nmlflow server at {url} over the same store, {len(runs)} runs; letting it settle for {SETTLE_S} s",
+              flush=True)
+        time.sleep(SETTLE_S)
         for label, command in (("proctor runs", ["runs"]), ("proctor runs RUN (a run's detail)", ["runs", a]),
                                ("proctor compare A B", ["compare", a, b])):
             median_of(f"{label} [REST reader]", repeat, [python, "-m", "tui.cli", *command], folder, env)

@@ -392,3 +392,55 @@ def test_a_dead_server_is_reported_by_the_reader_too(monkeypatch: pytest.MonkeyP
     _no_mlflow(monkeypatch)
     with pytest.raises(ConfigError, match="cannot be reached"):
         list_runs()
+
+
+@pytest.fixture
+def tls_recorder(recorder: type[_Recorder], tmp_path: Path) -> Iterator[dict[str, object]]:
+    """The stand-in over https with a self-signed certificate for 127.0.0.1, asking for a client certificate."""
+    import shutil
+    import ssl
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make certificates")
+    pems = {}
+    for name in ("server", "client"):
+        key, cert = tmp_path / f"{name}.key", tmp_path / f"{name}.crt"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                        str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        pems[name] = (cert, key)
+    client_pem = tmp_path / "client.pem"  # one file with the certificate and its key, as `requests` takes it
+    client_pem.write_text(pems["client"][0].read_text() + pems["client"][1].read_text())
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*pems["server"])
+    context.load_verify_locations(pems["client"][0])
+    context.verify_mode = ssl.CERT_REQUIRED
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), recorder)
+    httpd.daemon_threads = True
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield {"url": f"https://127.0.0.1:{httpd.server_address[1]}", "ca": pems["server"][0], "client": client_pem}
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_tls_settings_are_mlflow_s(tls_recorder: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    url = str(tls_recorder["url"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("MLFLOW_TRACKING_CLIENT_CERT_PATH", str(tls_recorder["client"]))
+    reader = open_server(url)
+    assert reader is not None
+    with pytest.raises(StoreUnreadable):
+        reader.runs(["1"])  # a certificate nobody vouches for
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(tls_recorder["ca"]))
+    _no_mlflow(monkeypatch)
+    assert [r.run_id for r in list_runs()] == ["a" * 32]  # the store check and the reader both verify with it
+    monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
+    assert [r.run_id for r in list_runs()] == ["a" * 32]
+    monkeypatch.delenv("MLFLOW_TRACKING_CLIENT_CERT_PATH")
+    with pytest.raises(ConfigError, match="cannot be reached"):
+        list_runs()  # the server wants a client certificate: the connection fails, named in one line
