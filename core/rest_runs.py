@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import functools
 import json
 import os
 import sys
@@ -58,6 +59,7 @@ def _netrc_exists() -> bool:
     return any(os.path.exists(os.path.expanduser(name)) for name in names)
 
 
+@functools.cache
 def _header_plugins() -> bool:
     """True when an installed package registers MLflow request-header providers (MLflow adds their headers)."""
     for folder in sys.path:
@@ -265,9 +267,12 @@ class RestRuns:
 
         query = f"/get-artifact?path={quote(path, safe='/')}&run_id={quote(run_id, safe='')}"
         try:
-            with self._open(query) as response, open(destination, "wb") as out:
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
+            with self._open(query) as response:
+                if response.headers.get_content_type() == "text/html":
+                    return False  # a proxy's page (a login, an error), not the file
+                with open(destination, "wb") as out:
+                    while chunk := response.read(1 << 16):
+                        out.write(chunk)
         except (urllib.error.HTTPError, OSError, ValueError):
             return False
         return True

@@ -25,6 +25,7 @@ from core.errors import ConfigError, InputError
 from core.rest_runs import RestRuns, authorization, open_server
 from core.runs import compare_runs, list_runs, load_run, resolve_run
 from core.sqlite_runs import StoreUnreadable
+from tests.hostile import HOSTILE, assert_harmless
 from tests.runs_support import MINI, NANO, Row, log_contract_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,8 +53,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
         gone = log_contract_run(folder, "deleted-model", NANO)
         from mlflow.tracking import MlflowClient
 
-        MlflowClient().delete_run(gone)
+        client = MlflowClient()
+        client.delete_run(gone)
         ids["deleted"] = gone
+        # A run whose text would act on a terminal, with credentials an older version logged, in its own experiment.
+        hostile = client.create_run(client.create_experiment("hostile"), run_name=f"old{HOSTILE}",
+                                    tags={"proctor.kind": "evaluation", "proctor.model": "openai:/m"})
+        client.log_param(hostile.info.run_id, "base_url", "http://alice:pa55word-x@10.0.0.1/v1?api-key=qkey-123456")
+        client.set_terminated(hostile.info.run_id)
         yield ids
     finally:
         if saved is None:
@@ -165,6 +172,21 @@ def test_comparing_equals_mlflow_client(on_server: dict[str, object], monkeypatc
 
 
 @pytest.mark.slow
+def test_text_from_the_server_is_shown_harmless(on_server: dict[str, object], monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from tui.cli import main
+
+    _no_mlflow(monkeypatch)
+    assert main(["runs", "-e", "hostile"]) == 0
+    table = capsys.readouterr().out
+    assert "old" in table and "loud" in table
+    assert_harmless(table)
+    assert main(["runs", "-e", "hostile", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["params"]["base_url"] == "http://****@10.0.0.1/v1?api-key=****"
+
+
+@pytest.mark.slow
 def test_runs_are_read_page_by_page(on_server: dict[str, object]) -> None:
     asked: list[dict] = []
 
@@ -257,6 +279,8 @@ class _Recorder(BaseHTTPRequestHandler):
                    "data": {"metrics": [{"key": "accuracy", "value": "NaN"}], "params": [{"key": "p", "value": ""}],
                             "tags": []}}
             self._answer(200, json.dumps({"runs": [run]}).encode())
+        elif self.path.startswith("/get-artifact"):  # a proxy's login page, at 200
+            self._answer(200, b"<html>please log in</html>", {"Content-Type": "text/html; charset=utf-8"})
         else:
             self._answer(404, b"<html>not here</html>")
 
@@ -348,6 +372,7 @@ def test_answers_that_are_not_mlflow_s_are_unreadable(recorder: type[_Recorder])
         reader.runs(["1"])  # a redirect is not followed: the credentials stay with this host
     assert len(recorder.seen) == 1
     assert reader.download_artifact("a" * 32, "results/results.csv", Path("results.csv")) is False
+    assert not Path("results.csv").exists()
 
 
 def test_settings_it_does_not_reproduce_are_left_to_mlflow(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
