@@ -236,8 +236,11 @@ class RestRuns:
 
     # -- runs
 
-    def runs(self, experiment_ids: list[str]) -> list[RawRun]:
-        """The active runs of these experiments, newest first, with their params, tags and latest metrics."""
+    def runs(self, experiment_ids: list[str], where: str = "") -> list[RawRun]:
+        """The active runs of these experiments, newest first, with their params, tags and latest metrics.
+
+        `where`: an MLflow search filter (`attributes.run_name = 'x'`), applied by the server.
+        """
         if not experiment_ids:
             return []
         found: list[RawRun] = []
@@ -245,6 +248,8 @@ class RestRuns:
         while True:
             body: dict[str, Any] = {"experiment_ids": [str(i) for i in experiment_ids], "max_results": self.page_size,
                                     "run_view_type": "ACTIVE_ONLY", "order_by": ["attributes.start_time DESC"]}
+            if where:
+                body["filter"] = where
             if token:
                 body["page_token"] = token
             answer = self._call("/runs/search", body) or {}
@@ -252,6 +257,17 @@ class RestRuns:
             token = answer.get("next_page_token")
             if not token:
                 return found
+
+    def candidates(self, ref: str, experiment_ids: list[str]) -> list[RawRun]:
+        """The active runs `ref` may name, newest first: those whose id starts with it and those named it, found by
+        the server (two filtered searches) instead of listing every run of a shared server. Everything `_match` in
+        core.runs looks at, in the same order (start time descending, then run id, as the server sorts)."""
+        if any(c in ref for c in "'\"\\"):
+            return self.runs(experiment_ids)  # not quotable in a search filter: list them all
+        found = {r.run_id: r for r in self.runs(experiment_ids, f"attributes.run_name = '{ref}'")}
+        if ref and all(c in "0123456789abcdefABCDEF" for c in ref):  # run ids are lowercase hex
+            found.update((r.run_id, r) for r in self.runs(experiment_ids, f"attributes.run_id LIKE '{ref.lower()}%'"))
+        return sorted(found.values(), key=lambda r: (-(r.start_time or 0), r.run_id))
 
     def run(self, run_id: str) -> RawRun | None:
         """One run by its full id, deleted or not (as `MlflowClient.get_run`), or None."""

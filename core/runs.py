@@ -398,7 +398,9 @@ def _resolve_fast(fast: SqliteRuns | RestRuns, ref: str) -> RunInfo:
             return _raw_info(raw, fast.experiment_name(raw.experiment_id))
     experiments = fast.active_experiments()
     names = {e.experiment_id: e.name for e in experiments}
-    return _match(ref, [_raw_info(r, names.get(r.experiment_id, "")) for r in fast.runs(list(names))])
+    # A server is asked for the runs `ref` may name; a local file is read whole (milliseconds).
+    found = fast.candidates(ref, list(names)) if isinstance(fast, RestRuns) else fast.runs(list(names))
+    return _match(ref, [_raw_info(r, names.get(r.experiment_id, "")) for r in found])
 
 
 def _match(ref: str, runs: list[RunInfo]) -> RunInfo:

@@ -150,6 +150,20 @@ def test_resolving_equals_mlflow_client(on_server: dict[str, object], ref: str,
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("ref", ["no-such-run", "it's \"quoted\"", "0" * 12, "%"])
+def test_no_match_is_the_same_error(on_server: dict[str, object], ref: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server is asked only for the runs a reference may name (filtered searches); a name a filter cannot quote
+    # is matched against every run. Either way the answer is MLflow's client's.
+    _no_mlflow(monkeypatch)
+    with pytest.raises(InputError) as fast:
+        resolve_run(ref)
+    _via_mlflow(monkeypatch)
+    with pytest.raises(InputError) as slow:
+        resolve_run(ref)
+    assert str(fast.value) == str(slow.value)
+
+
+@pytest.mark.slow
 def test_opening_a_run_reads_its_results_through_the_server(on_server: dict[str, object],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     _no_mlflow(monkeypatch)
