@@ -47,7 +47,10 @@ def _credentials_file() -> tuple[str | None, str | None]:
     if not path.exists():
         return None, None
     config = configparser.ConfigParser()
-    config.read(path)
+    try:
+        config.read(path)
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return None, None  # unreadable: MLflow's client, if it is ever used, says why
     if "mlflow" not in config:
         return None, None
     return config["mlflow"].get("mlflow_tracking_username"), config["mlflow"].get("mlflow_tracking_password")
@@ -189,10 +192,9 @@ class RestRuns:
             with self._open(_API + path, body) as response:
                 raw = response.read(MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as error:
-            detail = error.read(1 << 16) if error.fp else b""
             try:
-                code = json.loads(detail).get("error_code")
-            except (ValueError, AttributeError):
+                code = json.loads(error.read(1 << 16) if error.fp else b"").get("error_code")
+            except (ValueError, AttributeError, OSError):
                 code = None
             if error.code == 404 and code == "RESOURCE_DOES_NOT_EXIST":
                 return None

@@ -404,6 +404,9 @@ def test_settings_it_does_not_reproduce_are_left_to_mlflow(clean_env: Path, monk
         patched.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")
         patched.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", "/etc/ssl/ca.pem")
         assert open_server(url) is None  # MLflow refuses the pair itself, with its own message
+    (clean_env / ".mlflow").mkdir()
+    (clean_env / ".mlflow" / "credentials").write_text("not = an ini file\n[", encoding="utf-8")
+    assert authorization(url) is None  # a malformed credentials file is no crash (MLflow's client would say why)
     (clean_env / ".netrc").write_text("machine mlflow.example.test login a password b\n", encoding="utf-8")
     assert open_server(url) is None  # `requests` would send these under MLflow
 
