@@ -35,10 +35,11 @@ class Row:
 
 
 @contextmanager
-def store_at(folder: Path) -> Iterator[str]:
-    """Point MLFLOW_TRACKING_URI at a sqlite store in `folder` for the block (yields the URI), then put it back."""
+def store_at(folder: Path | None, uri: str | None = None) -> Iterator[str]:
+    """Point MLFLOW_TRACKING_URI at a sqlite store in `folder` (or at `uri`, a server) for the block (yields the
+    URI), then put it back."""
     saved = os.environ.get("MLFLOW_TRACKING_URI")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = uri or f"sqlite:///{folder / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from core.tracking import follow_tracking_uri
@@ -114,3 +115,19 @@ NANO = [Row("correct", "Paris"), Row("correct", "8"), Row("correct", "William Sh
         Row("incorrect", "48"), Row("", "Jupiter")]
 MINI = [Row("correct", "Paris"), Row("incorrect", "6", "A spider has eight legs, not six."),
         Row("correct", "Shakespeare"), Row("correct", "42"), Row("correct", "Jupiter")]
+
+
+def log_reader_runs(folder: Path) -> dict[str, str]:
+    """The runs the run readers' tests read (core.sqlite_runs, core.rest_runs), logged into the current store:
+    `nano` and `mini` (the two models), `again` (nano's name a second time: the latest wins), `other` (another
+    experiment, no results file) and `deleted` (a deleted run)."""
+    from mlflow.tracking import MlflowClient
+
+    ids = {"nano": log_contract_run(folder, "gpt-4.1-nano", NANO),
+           "mini": log_contract_run(folder, "gpt-4.1-mini", MINI, extra_metrics={"odd": float("nan")}),
+           "again": log_contract_run(folder, "gpt-4.1-nano", MINI),
+           "other": log_contract_run(folder, "other-model", [Row("correct", "x")] * 5, experiment="other",
+                                     with_results=False),
+           "deleted": log_contract_run(folder, "deleted-model", NANO)}
+    MlflowClient().delete_run(ids["deleted"])
+    return ids

@@ -26,7 +26,7 @@ from core.rest_runs import RestRuns, authorization, open_server
 from core.runs import compare_runs, list_runs, load_run, resolve_run
 from core.sqlite_runs import StoreUnreadable
 from tests.hostile import HOSTILE, assert_harmless
-from tests.runs_support import MINI, NANO, Row, log_contract_run
+from tests.runs_support import log_reader_runs, store_at
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,33 +40,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
     served = MlflowServer(backend_store_uri=f"sqlite:///{folder / 'server.db'}", port=free_port(),
                           artifact_root=(folder / "artifacts").as_uri(), log_path=folder / "server.log")
     served.start()
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
     try:
         url = served.wait_until_ready()
-        os.environ["MLFLOW_TRACKING_URI"] = url
-        ids: dict[str, object] = {"url": url, "folder": folder}
-        ids["nano"] = log_contract_run(folder, "gpt-4.1-nano", NANO)
-        ids["mini"] = log_contract_run(folder, "gpt-4.1-mini", MINI, extra_metrics={"odd": float("nan")})
-        ids["again"] = log_contract_run(folder, "gpt-4.1-nano", MINI)  # the same name twice: the latest wins
-        ids["other"] = log_contract_run(folder, "other-model", [Row("correct", "x")] * 5, experiment="other",
-                                        with_results=False)
-        gone = log_contract_run(folder, "deleted-model", NANO)
-        from mlflow.tracking import MlflowClient
+        with store_at(None, url):
+            ids: dict[str, object] = {"url": url, "folder": folder, **log_reader_runs(folder)}
+            from mlflow.tracking import MlflowClient
 
-        client = MlflowClient()
-        client.delete_run(gone)
-        ids["deleted"] = gone
-        # A run whose text would act on a terminal, with credentials an older version logged, in its own experiment.
-        hostile = client.create_run(client.create_experiment("hostile"), run_name=f"old{HOSTILE}",
-                                    tags={"proctor.kind": "evaluation", "proctor.model": "openai:/m"})
-        client.log_param(hostile.info.run_id, "base_url", "http://alice:pa55word-x@10.0.0.1/v1?api-key=qkey-123456")
-        client.set_terminated(hostile.info.run_id)
-        yield ids
+            client = MlflowClient()
+            # A run whose text would act on a terminal, with credentials an older version logged, in its own
+            # experiment.
+            hostile = client.create_run(client.create_experiment("hostile"), run_name=f"old{HOSTILE}",
+                                        tags={"proctor.kind": "evaluation", "proctor.model": "openai:/m"})
+            client.log_param(hostile.info.run_id, "base_url",
+                             "http://alice:pa55word-x@10.0.0.1/v1?api-key=qkey-123456")
+            client.set_terminated(hostile.info.run_id)
+            yield ids
     finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
         served.stop(grace_s=5.0)
 
 

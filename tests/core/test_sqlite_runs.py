@@ -16,25 +16,14 @@ import core.runs
 from core.errors import InputError
 from core.runs import list_runs, load_run, resolve_run
 from core.sqlite_runs import StoreUnreadable, local_artifact, open_store, sqlite_file
-from tests.runs_support import MINI, NANO, Row, log_contract_run, store_at
+from tests.runs_support import log_reader_runs, store_at
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     folder = tmp_path_factory.mktemp("store")
     with store_at(folder) as uri:
-        ids: dict[str, object] = {"uri": uri, "folder": folder}
-        ids["nano"] = log_contract_run(folder, "gpt-4.1-nano", NANO)
-        ids["mini"] = log_contract_run(folder, "gpt-4.1-mini", MINI, extra_metrics={"odd": float("nan")})
-        ids["again"] = log_contract_run(folder, "gpt-4.1-nano", MINI)  # the same name twice: the latest wins
-        ids["other"] = log_contract_run(folder, "other-model", [Row("correct", "x")] * 5, experiment="other",
-                                        with_results=False)
-        gone = log_contract_run(folder, "deleted-model", NANO)
-        from mlflow.tracking import MlflowClient
-
-        MlflowClient().delete_run(gone)
-        ids["deleted"] = gone
-    return ids
+        return {"uri": uri, "folder": folder, **log_reader_runs(folder)}
 
 
 @pytest.fixture(autouse=True)
