@@ -211,6 +211,17 @@ class RestRuns:
             raise StoreUnreadable(f"{path}: the answer is not a JSON object")
         return answer
 
+    def _search(self, path: str, key: str, body: dict[str, Any]) -> list[Any]:
+        """Every item under `key` of a paged search (`path` asked with `body`, then each `next_page_token`)."""
+        found: list[Any] = []
+        token = None
+        while True:
+            answer = self._call(path, {**body, "page_token": token} if token else body) or {}
+            found.extend(_list(answer, key))
+            token = answer.get("next_page_token")
+            if not token:
+                return found
+
     # -- experiments
 
     def experiment_by_name(self, name: str) -> Experiment | None:
@@ -220,17 +231,9 @@ class RestRuns:
 
     def active_experiments(self) -> list[Experiment]:
         """Every experiment not deleted (as `MlflowClient.search_experiments()`)."""
-        found: list[Experiment] = []
-        token = None
-        while True:
-            body: dict[str, Any] = {"max_results": self.page_size, "view_type": "ACTIVE_ONLY"}
-            if token:
-                body["page_token"] = token
-            answer = self._call("/experiments/search", body) or {}
-            found.extend(_experiment(e) for e in _list(answer, "experiments"))
-            token = answer.get("next_page_token")
-            if not token:
-                return sorted(found, key=lambda e: (len(e.experiment_id), e.experiment_id))
+        found = [_experiment(e) for e in self._search("/experiments/search", "experiments",
+                                                      {"max_results": self.page_size, "view_type": "ACTIVE_ONLY"})]
+        return sorted(found, key=lambda e: (len(e.experiment_id), e.experiment_id))
 
     def experiment_name(self, experiment_id: str) -> str:
         answer = self._call(f"/experiments/get?experiment_id={quote(experiment_id, safe='')}")
@@ -245,20 +248,11 @@ class RestRuns:
         """
         if not experiment_ids:
             return []
-        found: list[RawRun] = []
-        token = None
-        while True:
-            body: dict[str, Any] = {"experiment_ids": [str(i) for i in experiment_ids], "max_results": self.page_size,
-                                    "run_view_type": "ACTIVE_ONLY", "order_by": ["attributes.start_time DESC"]}
-            if where:
-                body["filter"] = where
-            if token:
-                body["page_token"] = token
-            answer = self._call("/runs/search", body) or {}
-            found.extend(_raw_run(r) for r in _list(answer, "runs"))
-            token = answer.get("next_page_token")
-            if not token:
-                return found
+        body: dict[str, Any] = {"experiment_ids": [str(i) for i in experiment_ids], "max_results": self.page_size,
+                                "run_view_type": "ACTIVE_ONLY", "order_by": ["attributes.start_time DESC"]}
+        if where:
+            body["filter"] = where
+        return [_raw_run(r) for r in self._search("/runs/search", "runs", body)]
 
     def candidates(self, ref: str, experiment_ids: list[str]) -> list[RawRun]:
         """The active runs `ref` may name, newest first: those whose id starts with it and those named it, found by

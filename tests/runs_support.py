@@ -131,3 +131,12 @@ def log_reader_runs(folder: Path) -> dict[str, str]:
            "deleted": log_contract_run(folder, "deleted-model", NANO)}
     MlflowClient().delete_run(ids["deleted"])
     return ids
+
+
+def assert_same_infos(a: list, b: list) -> None:
+    """Two listings of `core.runs.RunInfo` say the same (NaN metrics compared by their text: NaN != NaN)."""
+    assert [r.run_id for r in a] == [r.run_id for r in b]
+    for x, y in zip(a, b, strict=True):
+        assert {k: repr(v) for k, v in x.metrics.items()} == {k: repr(v) for k, v in y.metrics.items()}
+        assert (x.name, x.experiment, x.start_time, x.status, x.model, x.judge, x.rows, x.params, x.tags) == (
+            y.name, y.experiment, y.start_time, y.status, y.model, y.judge, y.rows, y.params, y.tags)

@@ -26,7 +26,7 @@ from core.rest_runs import RestRuns, authorization, open_server
 from core.runs import compare_runs, list_runs, load_run, resolve_run
 from core.sqlite_runs import StoreUnreadable
 from tests.hostile import HOSTILE, assert_harmless
-from tests.runs_support import log_reader_runs, store_at
+from tests.runs_support import assert_same_infos, log_reader_runs, store_at
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,15 +82,6 @@ def _via_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core.runs, "_fast_store", lambda: None)
 
 
-def _same_infos(a: list, b: list) -> None:
-    assert [r.run_id for r in a] == [r.run_id for r in b]
-    for x, y in zip(a, b, strict=True):
-        # NaN != NaN: compare the metrics' text, the rest as values.
-        assert {k: repr(v) for k, v in x.metrics.items()} == {k: repr(v) for k, v in y.metrics.items()}
-        assert (x.name, x.experiment, x.start_time, x.status, x.model, x.judge, x.rows, x.params, x.tags) == (
-            y.name, y.experiment, y.start_time, y.status, y.model, y.judge, y.rows, y.params, y.tags)
-
-
 @pytest.mark.slow
 def test_a_server_uri_is_read_over_rest(on_server: dict[str, object]) -> None:
     assert isinstance(core.runs._fast_store(), RestRuns)
@@ -104,7 +95,7 @@ def test_listing_equals_mlflow_client(on_server: dict[str, object], experiment: 
     fast = list_runs(experiment)
     _via_mlflow(monkeypatch)
     slow = list_runs(experiment)
-    _same_infos(fast, slow)
+    assert_same_infos(fast, slow)
     assert on_server["deleted"] not in {r.run_id for r in fast}
     if experiment is None:
         assert [r.run_id for r in fast] == [on_server["again"], on_server["mini"], on_server["nano"]]
@@ -133,7 +124,7 @@ def test_resolving_equals_mlflow_client(on_server: dict[str, object], ref: str,
     fast = resolve_run(text)
     _via_mlflow(monkeypatch)
     slow = resolve_run(text)
-    _same_infos([fast], [slow])
+    assert_same_infos([fast], [slow])
     if ref == "name":
         assert fast.run_id == on_server["again"]
 
@@ -160,7 +151,7 @@ def test_opening_a_run_reads_its_results_through_the_server(on_server: dict[str,
     assert fast.results_source == "artifact" and len(fast.rows) == 5
     _via_mlflow(monkeypatch)
     slow = load_run(str(on_server["mini"]))
-    _same_infos([fast.info], [slow.info])
+    assert_same_infos([fast.info], [slow.info])
     assert (fast.columns, fast.rows, fast.results_source) == (slow.columns, slow.rows, slow.results_source)
 
 
@@ -222,7 +213,7 @@ def test_when_the_reader_cannot_read_mlflow_client_answers(on_server: dict[str, 
     expected = list_runs()
     call = RestRuns._call
     monkeypatch.setattr(RestRuns, "_call", not_mlflow)
-    _same_infos(list_runs(), expected)
+    assert_same_infos(list_runs(), expected)
     assert resolve_run("gpt-4.1-mini").run_id == on_server["mini"]
     monkeypatch.setattr(RestRuns, "_call", call)
     monkeypatch.setattr(RestRuns, "download_artifact", lambda *args: False)

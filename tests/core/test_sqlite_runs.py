@@ -16,7 +16,7 @@ import core.runs
 from core.errors import InputError
 from core.runs import list_runs, load_run, resolve_run
 from core.sqlite_runs import StoreUnreadable, local_artifact, open_store, sqlite_file
-from tests.runs_support import log_reader_runs, store_at
+from tests.runs_support import assert_same_infos, log_reader_runs, store_at
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +39,6 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _same_infos(a: list, b: list) -> None:
-    assert [r.run_id for r in a] == [r.run_id for r in b]
-    for x, y in zip(a, b, strict=True):
-        # NaN != NaN: compare the metrics' text, the rest as values.
-        assert {k: repr(v) for k, v in x.metrics.items()} == {k: repr(v) for k, v in y.metrics.items()}
-        assert (x.name, x.experiment, x.start_time, x.status, x.model, x.judge, x.rows, x.params, x.tags) == (
-            y.name, y.experiment, y.start_time, y.status, y.model, y.judge, y.rows, y.params, y.tags)
-
-
 def test_the_default_store_is_read_without_mlflow(store: dict[str, object]) -> None:
     reader = open_store(str(store["uri"]))
     assert reader is not None
@@ -61,7 +52,7 @@ def test_listing_equals_mlflow_client(store: dict[str, object], experiment: str 
     fast = list_runs(experiment)
     _via_mlflow(monkeypatch)
     slow = list_runs(experiment)
-    _same_infos(fast, slow)
+    assert_same_infos(fast, slow)
     assert store["deleted"] not in {r.run_id for r in fast}
     if experiment is None:
         assert [r.run_id for r in fast] == [store["again"], store["mini"], store["nano"]]
@@ -84,7 +75,7 @@ def test_resolving_equals_mlflow_client(store: dict[str, object], ref: str, monk
     fast = resolve_run(text)
     _via_mlflow(monkeypatch)
     slow = resolve_run(text)
-    _same_infos([fast], [slow])
+    assert_same_infos([fast], [slow])
     if ref == "name":
         assert fast.run_id == store["again"]
 
@@ -95,7 +86,7 @@ def test_opening_a_run_equals_mlflow_client(store: dict[str, object], monkeypatc
     assert len(fast.results) == 5
     _via_mlflow(monkeypatch)
     slow = load_run(str(store["mini"]))
-    _same_infos([fast.info], [slow.info])
+    assert_same_infos([fast.info], [slow.info])
     assert (fast.columns, fast.rows, fast.results_source) == (slow.columns, slow.rows, slow.results_source)
     assert fast.results.equals(slow.results)
     assert fast.to_dict()["results"] == slow.to_dict()["results"]
