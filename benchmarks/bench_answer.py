@@ -135,6 +135,13 @@ def main() -> None:
         print(f"  after it             {after:.3f} s = {after / ideal:.2f}x the ideal {ideal:.3f} s "
               f"(goal <= {AFTER_FIRST_GOAL}x: {'yes' if after / ideal <= AFTER_FIRST_GOAL else 'NO'})")
         print(f"  CPU of the command   {cpu:.2f} s (user + system: what load cannot inflate much)")
+        imports = []
+        for _ in range(args.repeat):
+            started = time.monotonic()
+            subprocess.run([sys.executable, "-c", "import openai"], check=True)
+            imports.append(time.monotonic() - started)
+        print(f"  floor: python -c 'import openai' median {statistics.median(imports):.3f} s (the first request "
+              f"needs the SDK; load {load():.2f})")
         if args.in_process:
             in_process(server, work, args, ideal)
 

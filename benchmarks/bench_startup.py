@@ -45,6 +45,13 @@ def first_frame_seconds(command: str, cwd: str) -> float:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
 
+def import_seconds(module: str) -> float:
+    """Wall time of a fresh `python -c "import MODULE"`: the floor any program using it starts from."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -69,6 +76,8 @@ def main() -> None:
     print(f"proctor first frame: median {statistics.median(times):.2f} s "
           f"(min {min(times):.2f}, max {max(times):.2f}, {args.repeat} runs; {load()})")
     print(f"ratio to a bare Textual app: {statistics.median(times) / statistics.median(baseline):.2f}x")
+    imports = [import_seconds("textual.app") for _ in range(args.repeat)]
+    print(f"floor: python -c 'import textual.app' median {statistics.median(imports):.2f} s ({load()})")
     print("target: at most 0.5 s on a quiet machine")
 
 
