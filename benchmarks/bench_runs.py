@@ -65,6 +65,9 @@ def build_store(folder: Path, runs: int) -> None:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     proc = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
+    # The judge's settings are for filling the store only: a tmux server started later by this process would
+    # otherwise hand them to the app, which refuses an Azure endpoint without a deployment.
+    saved = dict(os.environ)
     try:
         line = proc.stdout.readline().strip() if proc.stdout else ""
         root = line.split(" ", 1)[1]
@@ -93,6 +96,8 @@ def build_store(folder: Path, runs: int) -> None:
         print(file=sys.stderr)
         os.chdir(cwd)
     finally:
+        os.environ.clear()
+        os.environ.update(saved)
         proc.terminate()
         proc.wait(timeout=5)
     marker.touch()
