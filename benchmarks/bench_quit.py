@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _tmux import clean_env
+
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY_S = 0.5  # the fake model's and judge's: long enough that a job is still running when Ctrl+Q arrives
 CASES = ("idle", "modal", "answer", "evaluate", "grade", "ui")
@@ -85,7 +87,7 @@ def prepare(folder: Path, env: str) -> None:
     rows = "".join(f"{q},{a},It is {a}.,openai:/gpt-4.1-mini\n" for q, a in questions[:12])
     (folder / "graded.csv").write_text("question,answer,llm_answer,model\n" + rows, encoding="utf-8")
     started = time.perf_counter()
-    subprocess.run(f"env {env} {sys.executable} -m tui.cli evaluate graded.csv --judge openai:/gpt-4.1-nano "
+    subprocess.run(f"{clean_env(env)} {sys.executable} -m tui.cli evaluate graded.csv --judge openai:/gpt-4.1-nano "
                    "--quiet", shell=True, cwd=folder, check=True)
     print(f"(set-up: store created, 12 rows evaluated in {time.perf_counter() - started:.0f} s)", flush=True)
     many = "".join(f"{q},{a},It is {a}.,openai:/gpt-4.1-mini\n" for q, a in questions)
@@ -100,13 +102,13 @@ BARE = ("from textual.app import App\nfrom textual.widgets import Label\n"
 def quit_seconds(cwd: Path, env: str, case: str, attempt: int) -> float:
     session = f"bench-quit-{os.getpid()}-{attempt}-{case}"
     # remain-on-exit off (the default): the session disappears when the app's process exits.
-    command = f"env {env} {sys.executable} -m tui.cli"
+    command = f"{clean_env(env)} {sys.executable} -m tui.cli"
     if case == "bare":
         command = f"{sys.executable} -c {shlex.quote(BARE)}"
     elif case == "grade":
         # Fresh verdicts each attempt: the file as evaluated, without the human columns of the attempt before.
         shutil.copyfile(cwd / "graded.csv", cwd / f"grade-{attempt}.csv")
-        command = f"env {env} {sys.executable} -m tui.cli grade grade-{attempt}.csv"
+        command = f"{clean_env(env)} {sys.executable} -m tui.cli grade grade-{attempt}.csv"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", "-c", str(cwd), command],
                    check=True)
     try:

@@ -34,6 +34,8 @@ import threading
 import time
 from pathlib import Path
 
+from _tmux import clean_env
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "tests"))  # after ROOT: tests/core must not shadow core
@@ -65,9 +67,6 @@ def build_store(folder: Path, runs: int) -> None:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     proc = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
-    # The judge's settings are for filling the store only: a tmux server started later by this process would
-    # otherwise hand them to the app, which refuses an Azure endpoint without a deployment.
-    saved = dict(os.environ)
     try:
         line = proc.stdout.readline().strip() if proc.stdout else ""
         root = line.split(" ", 1)[1]
@@ -96,8 +95,6 @@ def build_store(folder: Path, runs: int) -> None:
         print(file=sys.stderr)
         os.chdir(cwd)
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
         proc.terminate()
         proc.wait(timeout=5)
     marker.touch()
@@ -159,7 +156,7 @@ def app_f5(cwd: Path, env: dict[str, str], newest: str, repeat: int) -> None:
     for attempt in range(repeat):
         session = f"bench-runs-{os.getpid()}-{attempt}"
         subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", "-c", str(cwd),
-                        f"env {exported} {sys.executable} -m tui.cli"], check=True)
+                        f"{clean_env(exported)} {sys.executable} -m tui.cli"], check=True)
         try:
             time.sleep(5.0)
             shown.append(_until(session, ["F5"], newest))

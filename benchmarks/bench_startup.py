@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _tmux import clean_env
+
 MARKER = "Ask the model"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +74,7 @@ def main() -> None:
             for _ in range(args.repeat)]
         print(f"bare Textual app (one label): median {statistics.median(baseline):.2f} s "
               f"(min {min(baseline):.2f}, max {max(baseline):.2f}; {load()})", flush=True)
-        times = [first_frame_seconds(f"env {env} {proctor}", cwd) for _ in range(args.repeat)]
+        times = [first_frame_seconds(f"{clean_env(env)} {proctor}", cwd) for _ in range(args.repeat)]
     print(f"proctor first frame: median {statistics.median(times):.2f} s "
           f"(min {min(times):.2f}, max {max(times):.2f}, {args.repeat} runs; {load()})")
     print(f"ratio to a bare Textual app: {statistics.median(times) / statistics.median(baseline):.2f}x")
