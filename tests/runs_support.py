@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pytest
+
+import core.runs
 
 QUESTIONS = [
     ("What is the capital of France?", "Paris"),
@@ -140,3 +143,20 @@ def assert_same_infos(a: list, b: list) -> None:
         assert {k: repr(v) for k, v in x.metrics.items()} == {k: repr(v) for k, v in y.metrics.items()}
         assert (x.name, x.experiment, x.start_time, x.status, x.model, x.judge, x.rows, x.params, x.tags) == (
             y.name, y.experiment, y.start_time, y.status, y.model, y.judge, y.rows, y.params, y.tags)
+
+
+_MLFLOW_CLIENT = core.runs._client
+
+
+def no_mlflow_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MlflowClient made unusable: what follows must be answered by Proctor's own reader, not a silent fallback."""
+    def refuse() -> None:
+        raise AssertionError("MlflowClient was used")
+
+    monkeypatch.setattr(core.runs, "_client", refuse)
+
+
+def via_mlflow_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proctor's own readers switched off: what follows is MlflowClient's answer."""
+    monkeypatch.setattr(core.runs, "_client", _MLFLOW_CLIENT)
+    monkeypatch.setattr(core.runs, "_fast_store", lambda: None)

@@ -26,7 +26,7 @@ from core.rest_runs import RestRuns, authorization, open_server
 from core.runs import compare_runs, list_runs, load_run, resolve_run
 from core.sqlite_runs import StoreUnreadable
 from tests.hostile import HOSTILE, assert_harmless
-from tests.runs_support import assert_same_infos, log_reader_runs, store_at
+from tests.runs_support import assert_same_infos, log_reader_runs, no_mlflow_client, store_at, via_mlflow_client
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,22 +66,6 @@ def on_server(clean_env: Path, server: dict[str, object], monkeypatch: pytest.Mo
     return server
 
 
-def _no_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    """MlflowClient made unusable: what follows must be answered by the REST reader alone."""
-    def refuse() -> None:
-        raise AssertionError("MlflowClient was used")
-
-    monkeypatch.setattr(core.runs, "_client", refuse)
-
-
-_CLIENT = core.runs._client
-
-
-def _via_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(core.runs, "_client", _CLIENT)
-    monkeypatch.setattr(core.runs, "_fast_store", lambda: None)
-
-
 @pytest.mark.slow
 def test_a_server_uri_is_read_over_rest(on_server: dict[str, object]) -> None:
     assert isinstance(core.runs._fast_store(), RestRuns)
@@ -91,9 +75,9 @@ def test_a_server_uri_is_read_over_rest(on_server: dict[str, object]) -> None:
 @pytest.mark.parametrize("experiment", [None, "other"])
 def test_listing_equals_mlflow_client(on_server: dict[str, object], experiment: str | None,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     fast = list_runs(experiment)
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     slow = list_runs(experiment)
     assert_same_infos(fast, slow)
     assert on_server["deleted"] not in {r.run_id for r in fast}
@@ -104,10 +88,10 @@ def test_listing_equals_mlflow_client(on_server: dict[str, object], experiment: 
 
 @pytest.mark.slow
 def test_unknown_experiment_is_the_same_error(on_server: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     with pytest.raises(InputError) as fast:
         list_runs("nope")
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     with pytest.raises(InputError) as slow:
         list_runs("nope")
     assert str(fast.value) == str(slow.value)
@@ -120,9 +104,9 @@ def test_resolving_equals_mlflow_client(on_server: dict[str, object], ref: str,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     text = {"nano": str(on_server["nano"]), "mini": str(on_server["mini"]), "prefix": str(on_server["mini"])[:12],
             "name": "gpt-4.1-nano", "deleted-id": str(on_server["deleted"])}[ref]
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     fast = resolve_run(text)
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     slow = resolve_run(text)
     assert_same_infos([fast], [slow])
     if ref == "name":
@@ -134,10 +118,10 @@ def test_resolving_equals_mlflow_client(on_server: dict[str, object], ref: str,
 def test_no_match_is_the_same_error(on_server: dict[str, object], ref: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The server is asked only for the runs a reference may name (filtered searches); a name a filter cannot quote
     # is matched against every run. Either way the answer is MLflow's client's.
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     with pytest.raises(InputError) as fast:
         resolve_run(ref)
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     with pytest.raises(InputError) as slow:
         resolve_run(ref)
     assert str(fast.value) == str(slow.value)
@@ -146,10 +130,10 @@ def test_no_match_is_the_same_error(on_server: dict[str, object], ref: str, monk
 @pytest.mark.slow
 def test_opening_a_run_reads_its_results_through_the_server(on_server: dict[str, object],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     fast = load_run(str(on_server["mini"]))
     assert fast.results_source == "artifact" and len(fast.rows) == 5
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     slow = load_run(str(on_server["mini"]))
     assert_same_infos([fast.info], [slow.info])
     assert (fast.columns, fast.rows, fast.results_source) == (slow.columns, slow.rows, slow.results_source)
@@ -157,10 +141,10 @@ def test_opening_a_run_reads_its_results_through_the_server(on_server: dict[str,
 
 @pytest.mark.slow
 def test_comparing_equals_mlflow_client(on_server: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     fast = compare_runs(str(on_server["nano"]), str(on_server["mini"])[:10]).to_dict()
     assert fast["matched_rows"] == 5 and fast["paired"]["n"] == 5
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     slow = compare_runs(str(on_server["nano"]), str(on_server["mini"])[:10]).to_dict()
     assert fast == slow
 
@@ -170,7 +154,7 @@ def test_text_from_the_server_is_shown_harmless(on_server: dict[str, object], mo
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     from tui.cli import main
 
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     assert main(["runs", "-e", "hostile"]) == 0
     table = capsys.readouterr().out
     assert "old" in table and "loud" in table
@@ -346,7 +330,7 @@ def test_a_proctor_listing_goes_through_the_stand_in(recorder: type[_Recorder], 
     else:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ann:pw-SECRET@127.0.0.1:{recorder.port}")
         expected = "Basic " + base64.b64encode(b"ann:pw-SECRET").decode()
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     runs = list_runs()
     assert [r.run_id for r in runs] == ["a" * 32]
     paths = [path.split("?")[0] for path, _ in recorder.seen]
@@ -411,7 +395,7 @@ def test_a_dead_server_is_reported_by_the_reader_too(monkeypatch: pytest.MonkeyP
     from core.children import free_port
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     with pytest.raises(ConfigError, match="cannot be reached"):
         list_runs()
 
@@ -458,7 +442,7 @@ def test_tls_settings_are_mlflow_s(tls_recorder: dict[str, object], monkeypatch:
     with pytest.raises(StoreUnreadable):
         reader.runs(["1"])  # a certificate nobody vouches for
     monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(tls_recorder["ca"]))
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     assert [r.run_id for r in list_runs()] == ["a" * 32]  # the store check and the reader both verify with it
     monkeypatch.delenv("MLFLOW_TRACKING_SERVER_CERT_PATH")
     monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-import core.runs
 from core.children import free_port
 from core.mlflow_server import MlflowServer
 from core.runs import list_runs, load_run
-from tests.runs_support import assert_same_infos, log_reader_runs, store_at
+from tests.runs_support import assert_same_infos, log_reader_runs, no_mlflow_client, store_at, via_mlflow_client
 
 ADMIN, PASSWORD = "admin", "pw-Adm1n-SECRET"
 
@@ -69,21 +68,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
         served.stop(grace_s=5.0)
 
 
-_CLIENT = core.runs._client
-
-
-def _no_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse() -> None:
-        raise AssertionError("MlflowClient was used")
-
-    monkeypatch.setattr(core.runs, "_client", refuse)
-
-
-def _via_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(core.runs, "_client", _CLIENT)
-    monkeypatch.setattr(core.runs, "_fast_store", lambda: None)
-
-
 @pytest.fixture
 def logged_in(clean_env: Path, server: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     monkeypatch.setenv("HOME", str(clean_env))  # no ~/.netrc or ~/.mlflow/credentials of the developer's
@@ -96,20 +80,20 @@ def logged_in(clean_env: Path, server: dict[str, object], monkeypatch: pytest.Mo
 @pytest.mark.slow
 def test_a_listing_with_user_and_password_equals_mlflow_client(logged_in: dict[str, object],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     fast = list_runs()
     assert {r.run_id for r in fast} >= {logged_in["nano"], logged_in["mini"], logged_in["again"]}
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     assert_same_infos(fast, list_runs())
 
 
 @pytest.mark.slow
 def test_opening_a_run_fetches_its_results_through_the_login(logged_in: dict[str, object],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     fast = load_run(str(logged_in["mini"]))
     assert fast.results_source == "artifact" and len(fast.rows) == 5
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     slow = load_run(str(logged_in["mini"]))
     assert (fast.columns, fast.rows) == (slow.columns, slow.rows)
 
@@ -119,7 +103,7 @@ def test_credentials_in_the_uri_are_accepted(logged_in: dict[str, object], monke
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", str(logged_in["url"]).replace("http://", f"http://{ADMIN}:{PASSWORD}@"))
-    _no_mlflow(monkeypatch)
+    no_mlflow_client(monkeypatch)
     assert logged_in["nano"] in {r.run_id for r in list_runs()}
 
 

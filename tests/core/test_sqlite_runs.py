@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import core.runs
 from core.errors import InputError
 from core.runs import list_runs, load_run, resolve_run
 from core.sqlite_runs import StoreUnreadable, local_artifact, open_store, sqlite_file
-from tests.runs_support import assert_same_infos, log_reader_runs, store_at
+from tests.runs_support import assert_same_infos, log_reader_runs, store_at, via_mlflow_client
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +28,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 @pytest.fixture(autouse=True)
 def _use_store(clean_env: Path, store: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", str(store["uri"]))
-
-
-def _via_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(core.runs, "_fast_store", lambda: None)
 
 
 def _digest(path: Path) -> str:
@@ -50,7 +45,7 @@ def test_the_default_store_is_read_without_mlflow(store: dict[str, object]) -> N
 def test_listing_equals_mlflow_client(store: dict[str, object], experiment: str | None,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     fast = list_runs(experiment)
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     slow = list_runs(experiment)
     assert_same_infos(fast, slow)
     assert store["deleted"] not in {r.run_id for r in fast}
@@ -61,7 +56,7 @@ def test_listing_equals_mlflow_client(store: dict[str, object], experiment: str 
 def test_unknown_experiment_is_the_same_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InputError) as fast:
         list_runs("nope")
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     with pytest.raises(InputError) as slow:
         list_runs("nope")
     assert str(fast.value) == str(slow.value)
@@ -73,7 +68,7 @@ def test_resolving_equals_mlflow_client(store: dict[str, object], ref: str, monk
     text = {"nano": str(store["nano"]), "mini": str(store["mini"]), "prefix": str(store["mini"])[:12],
             "name": "gpt-4.1-nano", "deleted-id": str(store["deleted"])}[ref]
     fast = resolve_run(text)
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     slow = resolve_run(text)
     assert_same_infos([fast], [slow])
     if ref == "name":
@@ -84,7 +79,7 @@ def test_opening_a_run_equals_mlflow_client(store: dict[str, object], monkeypatc
     fast = load_run(str(store["mini"]))
     assert fast.results_source == "artifact"
     assert len(fast.results) == 5
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     slow = load_run(str(store["mini"]))
     assert_same_infos([fast.info], [slow.info])
     assert (fast.columns, fast.rows, fast.results_source) == (slow.columns, slow.rows, slow.results_source)
@@ -98,7 +93,7 @@ def test_comparing_equals_mlflow_client(store: dict[str, object], monkeypatch: p
 
     fast = compare_runs(str(store["nano"]), str(store["mini"])[:10]).to_dict()
     assert fast["matched_rows"] == 5 and fast["paired"]["n"] == 5
-    _via_mlflow(monkeypatch)
+    via_mlflow_client(monkeypatch)
     slow = compare_runs(str(store["nano"]), str(store["mini"])[:10]).to_dict()
     assert fast == slow
 
