@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from evaluation_helpers import responder, write_benchmark
+from evaluation_helpers import is_judge_request, responder, write_benchmark
 from textual.widgets import Button, Checkbox, Input, Static
 
 from tui.app import ProctorApp
@@ -24,7 +25,18 @@ async def _wait_for(predicate, timeout: float = 240.0) -> None:  # noqa: ANN001
 
 
 def test_evaluate_pane_runs_and_opens_the_run(tmp_path: Path, azure_env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    azure_env.behaviour.responder = responder
+    # The judge gives four verdicts, then holds the rest until the test has seen the live view mid-way: on a fast
+    # machine eight quick verdicts could all be in before the pane was looked at.
+    judged, gate = [], threading.Event()
+
+    def halfway(body, info):  # noqa: ANN001, ANN202
+        if is_judge_request(body):
+            judged.append(info.question)
+            if len(judged) > 4:
+                gate.wait(timeout=120)
+        return responder(body, info)
+
+    azure_env.behaviour.responder = halfway
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     write_benchmark(tmp_path / "bench.csv")
     opened: list[str] = []
@@ -49,14 +61,18 @@ def test_evaluate_pane_runs_and_opens_the_run(tmp_path: Path, azure_env, monkeyp
             assert pane.query_one("#eval-live").display and not pane.query_one("#eval-form").display
             running: list[str] = []
 
-            def finished() -> bool:
+            def mid_way() -> bool:
                 running.append(str(pane.query_one("#eval-progress", Static).render()))
-                return not pane.running
+                return "running accuracy" in running[-1] or not pane.running
 
-            await _wait_for(finished)
-            await pilot.pause()
+            try:
+                await _wait_for(mid_way)
+            finally:
+                gate.set()
             # While the judge worked, the live view showed the running accuracy of the rows judged so far.
-            assert any("running accuracy" in line for line in running), running[-5:]
+            assert "running accuracy" in running[-1] and pane.running, running[-5:]
+            await _wait_for(lambda: not pane.running)
+            await pilot.pause()
             summary = str(pane.query_one("#eval-summary", Static).render())
             phase = str(pane.query_one("#eval-phase", Static).render())
             keys = str(pane.query_one("#eval-keys", Static).render())
