@@ -160,3 +160,17 @@ def via_mlflow_client(monkeypatch: pytest.MonkeyPatch) -> None:
     """Proctor's own readers switched off: what follows is MlflowClient's answer."""
     monkeypatch.setattr(core.runs, "_client", _MLFLOW_CLIENT)
     monkeypatch.setattr(core.runs, "_fast_store", lambda: None)
+
+
+def assert_opens_like_mlflow_client(run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening the run on a server: Proctor's REST reader alone fetches its 5 result rows through the artifact
+    proxy, and says what MlflowClient says of it."""
+    from core.runs import load_run
+
+    no_mlflow_client(monkeypatch)
+    fast = load_run(run_id)
+    assert fast.results_source == "artifact" and len(fast.rows) == 5
+    via_mlflow_client(monkeypatch)
+    slow = load_run(run_id)
+    assert_same_infos([fast.info], [slow.info])
+    assert (fast.columns, fast.rows, fast.results_source) == (slow.columns, slow.rows, slow.results_source)

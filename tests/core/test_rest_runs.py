@@ -26,7 +26,14 @@ from core.rest_runs import RestRuns, authorization, open_server
 from core.runs import compare_runs, list_runs, load_run, resolve_run
 from core.sqlite_runs import StoreUnreadable
 from tests.hostile import HOSTILE, assert_harmless
-from tests.runs_support import assert_same_infos, log_reader_runs, no_mlflow_client, store_at, via_mlflow_client
+from tests.runs_support import (
+    assert_opens_like_mlflow_client,
+    assert_same_infos,
+    log_reader_runs,
+    no_mlflow_client,
+    store_at,
+    via_mlflow_client,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,13 +137,7 @@ def test_no_match_is_the_same_error(on_server: dict[str, object], ref: str, monk
 @pytest.mark.slow
 def test_opening_a_run_reads_its_results_through_the_server(on_server: dict[str, object],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    no_mlflow_client(monkeypatch)
-    fast = load_run(str(on_server["mini"]))
-    assert fast.results_source == "artifact" and len(fast.rows) == 5
-    via_mlflow_client(monkeypatch)
-    slow = load_run(str(on_server["mini"]))
-    assert_same_infos([fast.info], [slow.info])
-    assert (fast.columns, fast.rows, fast.results_source) == (slow.columns, slow.rows, slow.results_source)
+    assert_opens_like_mlflow_client(str(on_server["mini"]), monkeypatch)
 
 
 @pytest.mark.slow

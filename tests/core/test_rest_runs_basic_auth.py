@@ -9,7 +9,6 @@ password.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,16 @@ import pytest
 
 from core.children import free_port
 from core.mlflow_server import MlflowServer
-from core.runs import list_runs, load_run
-from tests.runs_support import assert_same_infos, log_reader_runs, no_mlflow_client, store_at, via_mlflow_client
+from core.runs import list_runs
+from core.store import temporary_environ
+from tests.runs_support import (
+    assert_opens_like_mlflow_client,
+    assert_same_infos,
+    log_reader_runs,
+    no_mlflow_client,
+    store_at,
+    via_mlflow_client,
+)
 
 ADMIN, PASSWORD = "admin", "pw-Adm1n-SECRET"
 
@@ -52,19 +59,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
                               artifact_root=(folder / "artifacts").as_uri(), log_path=folder / "server.log",
                               auth_config=config)
     served.start()
-    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
     try:
         url = served.wait_until_ready()
-        os.environ.update(MLFLOW_TRACKING_USERNAME=ADMIN, MLFLOW_TRACKING_PASSWORD=PASSWORD)
-        with store_at(None, url):
+        with temporary_environ({"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": PASSWORD}), \
+                store_at(None, url):
             ids: dict[str, object] = {"url": url, **log_reader_runs(served.log_path.parent)}
         yield ids
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         served.stop(grace_s=5.0)
 
 
@@ -90,12 +91,7 @@ def test_a_listing_with_user_and_password_equals_mlflow_client(logged_in: dict[s
 @pytest.mark.slow
 def test_opening_a_run_fetches_its_results_through_the_login(logged_in: dict[str, object],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    no_mlflow_client(monkeypatch)
-    fast = load_run(str(logged_in["mini"]))
-    assert fast.results_source == "artifact" and len(fast.rows) == 5
-    via_mlflow_client(monkeypatch)
-    slow = load_run(str(logged_in["mini"]))
-    assert (fast.columns, fast.rows) == (slow.columns, slow.rows)
+    assert_opens_like_mlflow_client(str(logged_in["mini"]), monkeypatch)
 
 
 @pytest.mark.slow
